@@ -1,0 +1,289 @@
+"""Cameras: the one convention used everywhere in the course.
+
+Convention (stated once, here; loaders convert on load and nothing else flips signs):
+
+- World frame: right-handed, **y up**. Objects stand on or are centred at the origin.
+- Camera frame: **OpenCV** axes: x right, y down, z forward (the viewing direction).
+  A point in front of the camera has z > 0, and z is its *depth*.
+- Pose: a camera-to-world matrix ``c2w`` of shape (4, 4) (or (..., 4, 4)):
+  ``x_world = R @ x_cam + t`` with ``R = c2w[:3, :3]`` (columns = camera axes in world
+  coordinates) and ``t = c2w[:3, 3]`` (camera centre in world coordinates).
+- Intrinsics: a pixel-unit matrix ``K`` (3, 3) = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]].
+  Pixel (row i, column j) has its centre at (u, v) = (j + 0.5, i + 0.5); the image spans
+  u in [0, W], v in [0, H].
+- Field of view ``fov`` is the *vertical* angle in degrees.
+- Orbits: a camera at azimuth ``az`` and elevation ``el`` (degrees) and distance ``d`` sits at
+  ``target + d * (cos(el) sin(az), sin(el), cos(el) cos(az))`` looking at the target, so azimuth 0
+  is on the +z axis (as in PyTorch3D's ``look_at_view_transform``).
+
+PyTorch3D uses other axes (x left, y up) and row vectors; :func:`to_pytorch3d` and
+:func:`from_pytorch3d` are the only places that convert. PyTorch3D is imported lazily.
+
+Example:
+    >>> c2w = orbit_poses(torch.tensor([0.0, 90.0]), elevation=30.0, distance=3.0)
+    >>> c2w.shape
+    torch.Size([2, 4, 4])
+    >>> K = intrinsics_from_fov(60.0, (64, 64))
+    >>> uv, depth = project(torch.zeros(1, 3), c2w[0], K)  # the origin projects to the centre
+    >>> uv, depth
+    (tensor([[32., 32.]]), tensor([3.]))
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple, Union
+
+import torch
+
+Size = Union[int, Tuple[int, int]]
+_ORTHO_TOL = 1e-4
+
+
+def _hw(image_size: Size) -> Tuple[int, int]:
+    if isinstance(image_size, int):
+        return image_size, image_size
+    h, w = image_size
+    return int(h), int(w)
+
+
+def _vec3(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x, dtype=torch.float32)
+    if t.shape[-1:] != (3,):
+        raise ValueError(f"`{name}` must have a last dimension of 3, got shape {tuple(t.shape)}")
+    return t
+
+
+# --------------------------------------------------------------------------- poses
+def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> torch.Tensor:
+    """Camera-to-world pose of a camera at ``eye`` looking at ``target``.
+
+    Args:
+        eye: (..., 3) camera centres, world.
+        target: (..., 3) points looked at, world.
+        up: (..., 3) world direction that appears upwards in the image.
+    Returns:
+        c2w: (..., 4, 4) float32, OpenCV camera axes (x right, y down, z forward).
+    """
+    eye, target, up = _vec3(eye, "eye"), _vec3(target, "target"), _vec3(up, "up")
+    eye, target, up = torch.broadcast_tensors(eye, target, up)
+    z = target - eye
+    if (z.norm(dim=-1) < 1e-9).any():
+        raise ValueError("look_at: `eye` and `target` coincide; the viewing direction is undefined")
+    z = z / z.norm(dim=-1, keepdim=True)
+    x = torch.linalg.cross(z, up)
+    if (x.norm(dim=-1) < 1e-6).any():
+        raise ValueError("look_at: the viewing direction is parallel to `up`; pick another `up` vector")
+    x = x / x.norm(dim=-1, keepdim=True)
+    y = torch.linalg.cross(z, x)
+    c2w = torch.zeros(eye.shape[:-1] + (4, 4))
+    c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = x, y, z, eye
+    c2w[..., 3, 3] = 1.0
+    return c2w
+
+
+def orbit_position(azimuth, elevation, distance, target=(0.0, 0.0, 0.0)) -> torch.Tensor:
+    """(..., 3) camera centres on a sphere around ``target`` (angles in degrees, see module doc)."""
+    az, el, d = torch.broadcast_tensors(*(torch.as_tensor(v, dtype=torch.float32)
+                                          for v in (azimuth, elevation, distance)))
+    az, el = torch.deg2rad(az), torch.deg2rad(el)
+    offset = torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
+    return _vec3(target, "target") + d[..., None] * offset
+
+
+def orbit_poses(azimuths, elevation=20.0, distance=3.0, target=(0.0, 0.0, 0.0)) -> torch.Tensor:
+    """(N, 4, 4) c2w poses looking at ``target`` from each azimuth (degrees).
+
+    ``azimuths`` may be an int N, meaning N views evenly spaced over 360 degrees (a turntable).
+    ``elevation`` and ``distance`` may be scalars or (N,) tensors.
+    """
+    if isinstance(azimuths, int):
+        azimuths = torch.arange(azimuths, dtype=torch.float32) * (360.0 / azimuths)
+    eye = orbit_position(azimuths, elevation, distance, target)
+    if (torch.as_tensor(elevation).abs() >= 90).any():
+        raise ValueError("orbit_poses: |elevation| must be below 90 degrees (the camera would look along `up`)")
+    return look_at(eye, torch.as_tensor(target, dtype=torch.float32).expand_as(eye))
+
+
+def world_to_camera(c2w: torch.Tensor) -> torch.Tensor:
+    """Invert rigid poses: (..., 4, 4) c2w -> (..., 4, 4) w2c (uses R^T, no general inverse)."""
+    check_pose(c2w)
+    R, t = c2w[..., :3, :3], c2w[..., :3, 3:]
+    w2c = torch.zeros_like(c2w)
+    w2c[..., :3, :3] = R.transpose(-1, -2)
+    w2c[..., :3, 3:] = -R.transpose(-1, -2) @ t
+    w2c[..., 3, 3] = 1.0
+    return w2c
+
+
+def check_pose(c2w: torch.Tensor, name: str = "c2w", tol: float = _ORTHO_TOL) -> torch.Tensor:
+    """Raise ``ValueError`` unless ``c2w`` is (..., 4, 4) with an orthonormal, right-handed rotation."""
+    if not torch.is_tensor(c2w) or c2w.shape[-2:] != (4, 4):
+        raise ValueError(f"`{name}` must be a (..., 4, 4) camera-to-world matrix, got "
+                         f"{tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__}")
+    if not torch.isfinite(c2w).all():
+        raise ValueError(f"`{name}` contains NaN or inf")
+    R = c2w[..., :3, :3].double()
+    err = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=R.dtype)).abs().amax().item()
+    if err > tol:
+        raise ValueError(f"`{name}` rotation is not orthonormal: |R R^T - I| = {err:.3g} (tolerance {tol:g}). "
+                         "Build poses with lib.cameras.look_at / orbit_poses, or re-orthonormalise R "
+                         "(e.g. with torch.linalg.svd: U @ Vh).")
+    det = torch.linalg.det(R).min().item()
+    if det < 0:
+        raise ValueError(f"`{name}` rotation has determinant {det:.3f}; it is a reflection, expected +1")
+    return c2w
+
+
+def apply_relative(c2w: torch.Tensor, R_rel, T_rel) -> torch.Tensor:
+    """Move a camera by a transform expressed in its *own* (OpenCV) frame.
+
+    A point with camera coordinates ``x_cam`` gets ``x_cam' = R_rel @ x_cam + T_rel`` in the new
+    camera, i.e. ``w2c' = [R_rel | T_rel] @ w2c``. So ``T_rel = (0, 0, 2)`` pushes the scene 2
+    units further away (the camera moves back) and ``R_rel`` rotates the scene as seen by the
+    camera (the camera itself turns by ``R_rel^T``).
+
+    Args:
+        c2w: (4, 4) pose. R_rel: (3, 3) rotation. T_rel: (3,) translation, camera units.
+    Returns:
+        (4, 4) the new camera-to-world pose.
+    """
+    R_rel, T_rel = torch.as_tensor(R_rel, dtype=torch.float32), _vec3(T_rel, "T_rel")
+    rel = torch.eye(4)
+    rel[:3, :3], rel[:3, 3] = R_rel, T_rel
+    check_pose(rel, "R_rel")
+    return world_to_camera(rel @ world_to_camera(c2w))
+
+
+def rotation(axis: str, degrees: float) -> torch.Tensor:
+    """(3, 3) right-handed rotation by ``degrees`` about ``axis`` in {'x', 'y', 'z'}."""
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    mats = {"x": [[1, 0, 0], [0, c, -s], [0, s, c]],
+            "y": [[c, 0, s], [0, 1, 0], [-s, 0, c]],
+            "z": [[c, -s, 0], [s, c, 0], [0, 0, 1]]}
+    if axis not in mats:
+        raise ValueError(f"rotation axis must be 'x', 'y' or 'z', got {axis!r}")
+    return torch.tensor(mats[axis], dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------- intrinsics
+def intrinsics_from_fov(fov: float, image_size: Size) -> torch.Tensor:
+    """(3, 3) K for a vertical field of view ``fov`` (degrees), square pixels, centred principal point."""
+    if not 0.0 < float(fov) < 180.0:
+        raise ValueError(f"fov must be in (0, 180) degrees, got {fov}")
+    h, w = _hw(image_size)
+    f = 0.5 * h / math.tan(math.radians(float(fov)) / 2)
+    return torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
+
+
+def fov_from_intrinsics(K: torch.Tensor, image_size: Size) -> float:
+    """Vertical field of view (degrees) of ``K`` for an image of ``image_size``."""
+    h, _ = _hw(image_size)
+    return math.degrees(2 * math.atan(0.5 * h / float(K[1, 1])))
+
+
+def dolly_zoom_distance(fov: float, width: float) -> float:
+    """Distance at which an object of size ``width`` exactly fills a field of view ``fov`` (degrees).
+
+    Keeping ``distance = dolly_zoom_distance(fov, width)`` while ``fov`` changes is the dolly
+    zoom (the "Vertigo" effect): the subject keeps its size, the perspective changes.
+    """
+    if not 0.0 < float(fov) < 180.0:
+        raise ValueError(f"fov must be in (0, 180) degrees, got {fov}")
+    return 0.5 * float(width) / math.tan(math.radians(float(fov)) / 2)
+
+
+# --------------------------------------------------------------- projection and rays
+def project(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor):
+    """Project world points to pixels.
+
+    Args:
+        points: (N, 3) world. c2w: (4, 4). K: (3, 3).
+    Returns:
+        uv: (N, 2) pixel coordinates (u right, v down; pixel centres at +0.5).
+        depth: (N,) camera z (positive in front of the camera).
+    """
+    points = _vec3(points, "points")
+    w2c = world_to_camera(c2w)
+    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
+    uvw = cam @ K.T
+    return uvw[:, :2] / uvw[:, 2:3], cam[:, 2]
+
+
+def pixel_centers(image_size: Size) -> torch.Tensor:
+    """(H, W, 2) pixel-centre coordinates (u, v) = (j + 0.5, i + 0.5)."""
+    h, w = _hw(image_size)
+    v, u = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    return torch.stack([u, v], -1)
+
+
+def unproject_depth(depth: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, mask=None) -> torch.Tensor:
+    """Lift a depth map to world points.
+
+    Args:
+        depth: (H, W) camera z (not ray length), world units. c2w: (4, 4). K: (3, 3).
+        mask: (H, W) bool, which pixels to keep (default: depth > 0 and finite).
+    Returns:
+        points: (M, 3) world, in row-major pixel order of the kept pixels.
+    """
+    if depth.ndim != 2:
+        raise ValueError(f"`depth` must be (H, W), got {tuple(depth.shape)}")
+    keep = torch.isfinite(depth) & (depth > 0)
+    if mask is not None:
+        if mask.shape != depth.shape:
+            raise ValueError(f"`mask` must match depth {tuple(depth.shape)}, got {tuple(mask.shape)}")
+        keep = keep & mask.bool()
+    uv = pixel_centers(depth.shape)[keep]  # (M, 2)
+    z = depth[keep]
+    cam = torch.cat([(uv - K[:2, 2]) / K.diagonal()[:2] * z[:, None], z[:, None]], -1)
+    check_pose(c2w)
+    return cam @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+# ------------------------------------------------------------------------ PyTorch3D
+def to_pytorch3d(c2w: torch.Tensor, K: torch.Tensor, image_size: Size, device=None):
+    """PyTorch3D ``PerspectiveCameras`` (screen space) for our poses.
+
+    Args:
+        c2w: (4, 4) or (N, 4, 4). K: (3, 3) or (N, 3, 3). image_size: H or (H, W).
+    Returns:
+        ``PerspectiveCameras`` with N cameras on ``device`` (default CPU); a world point
+        projects to the same pixel with it as with :func:`project`.
+    """
+    from pytorch3d.utils import cameras_from_opencv_projection
+
+    c2w = check_pose(c2w if c2w.ndim == 3 else c2w[None])
+    n = c2w.shape[0]
+    K = (K if K.ndim == 3 else K[None]).expand(n, 3, 3).float()
+    w2c = world_to_camera(c2w)
+    size = torch.tensor([_hw(image_size)]).expand(n, 2)
+    cams = cameras_from_opencv_projection(w2c[:, :3, :3], w2c[:, :3, 3], K, size)
+    return cams.to(device or "cpu")
+
+
+def from_pytorch3d(cameras, image_size: Size):
+    """Inverse of :func:`to_pytorch3d`, for ``PerspectiveCameras`` and ``FoVPerspectiveCameras``.
+
+    Returns:
+        c2w: (N, 4, 4) and K: (N, 3, 3) in this module's convention.
+    """
+    from pytorch3d.renderer import FoVPerspectiveCameras
+    from pytorch3d.utils import opencv_from_cameras_projection
+
+    h, w = _hw(image_size)
+    n = len(cameras)
+    # PyTorch3D: x_view = x_world @ R + T with view axes diag(-1, -1, 1) of ours.
+    flip = torch.tensor([-1.0, -1.0, 1.0])
+    w2c = torch.eye(4).repeat(n, 1, 1)
+    w2c[:, :3, :3] = flip[:, None] * cameras.R.detach().cpu().transpose(1, 2)
+    w2c[:, :3, 3] = flip * cameras.T.detach().cpu()
+    if isinstance(cameras, FoVPerspectiveCameras):
+        if not cameras.degrees:
+            raise ValueError("from_pytorch3d: FoVPerspectiveCameras with degrees=False are not supported")
+        # PyTorch3D applies the field of view to the shorter image side.
+        f = 0.5 * min(h, w) / torch.tan(torch.deg2rad(cameras.fov.detach().cpu().reshape(-1)) / 2)
+        K = torch.zeros(n, 3, 3)
+        K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = f, f, w / 2, h / 2, 1.0
+    else:
+        size = torch.tensor([[h, w]], device=cameras.device).expand(n, 2)
+        K = opencv_from_cameras_projection(cameras, size)[2].detach().cpu()
+    return world_to_camera(w2c), K

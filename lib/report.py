@@ -1,0 +1,80 @@
+"""The metrics recorder: a notebook's headline numbers, written where the tests read them.
+
+Each notebook makes one ``Recorder(OUTPUT_DIR)`` and calls ``record(name, value)`` for every
+number it wants checked. The values go to ``OUTPUT_DIR/metrics.json`` (rewritten atomically
+after every call, so a crash half-way still leaves the numbers recorded so far), and
+``tests/expectations.json`` holds the bounds the regression tests assert on them.
+
+Example:
+    >>> rec = Recorder("/tmp/demo_out")
+    >>> rec.record("psnr", 27.31)
+    27.31
+    >>> rec.path("turntable.gif").name
+    'turntable.gif'
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import tempfile
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+
+
+def write_json_atomic(path, obj) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Recorder:
+    """Collects named scalars into ``<out_dir>/metrics.json``.
+
+    Args:
+        out_dir: folder for the metrics file and the media the notebook writes (created).
+    """
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics: dict = {}
+
+    def record(self, name: str, value):
+        """Store ``value`` (a real number, bool or short string) under ``name``; returns it."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"metric name must be a non-empty string, got {name!r}")
+        if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+            value = value.item()  # 0-d tensors and numpy scalars
+        if isinstance(value, bool) or isinstance(value, str):
+            pass
+        elif isinstance(value, numbers.Real):
+            value = float(value) if not isinstance(value, numbers.Integral) else int(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"metric {name!r} is {value}; a recorded number must be finite")
+        else:
+            raise ValueError(f"metric {name!r} must be a number, bool or string, got {type(value).__name__}")
+        self.metrics[name] = value
+        write_json_atomic(self.out_dir / METRICS_FILE, self.metrics)
+        return value
+
+    def path(self, filename: str) -> Path:
+        """Where to write a media file (GIF, MP4, PNG) so that the report links it."""
+        return self.out_dir / filename
+
+
+def load_metrics(out_dir) -> dict:
+    """The metrics a run recorded in ``out_dir`` ({} when it recorded none)."""
+    p = Path(out_dir) / METRICS_FILE
+    return json.loads(p.read_text()) if p.exists() else {}

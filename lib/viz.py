@@ -1,0 +1,155 @@
+"""Pictures: image grids (matplotlib), GIF/MP4 writers (imageio), interactive 3D (plotly).
+
+Images are (H, W, 3) or (N, H, W, 3) float in [0, 1] (torch or numpy) or uint8 arrays.
+
+Example:
+    >>> frames = torch.rand(4, 16, 16, 3)
+    >>> save_gif(frames, "/tmp/demo.gif", fps=8).name
+    'demo.gif'
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def to_uint8(images) -> np.ndarray:
+    """(…, H, W, 3) float in [0, 1] or uint8 -> uint8 numpy array (values clipped)."""
+    if torch.is_tensor(images):
+        images = images.detach().cpu().numpy()
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    if not np.isfinite(images).all():
+        raise ValueError("images contain NaN or inf; cannot convert them to 8-bit colours")
+    return (np.clip(images, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def _check_frames(frames) -> np.ndarray:
+    arr = to_uint8(frames)
+    if arr.ndim != 4 or arr.shape[-1] not in (3, 4) or arr.shape[0] == 0:
+        raise ValueError(f"frames must be (N, H, W, 3) with N >= 1, got shape {arr.shape}")
+    return arr
+
+
+def _write_atomic(path, write) -> Path:
+    """Call ``write(tmp_path)`` then move the result to ``path`` so a crash leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; media are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_gif(frames, path, fps: float = 12) -> Path:
+    """Write (N, H, W, 3) frames as a looping GIF at ``fps`` frames per second."""
+    import imageio.v3 as iio
+
+    arr = _check_frames(frames)
+    return _write_atomic(path, lambda p: iio.imwrite(p, arr, extension=".gif", duration=1000 / fps, loop=0))
+
+
+def save_mp4(frames, path, fps: float = 24) -> Path:
+    """Write (N, H, W, 3) frames as an H.264 MP4 (sizes padded to a multiple of 16 by ffmpeg)."""
+    import imageio.v2 as iio2
+
+    arr = _check_frames(frames)[..., :3]
+
+    def write(p):
+        with iio2.get_writer(p, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                             macro_block_size=16, ffmpeg_log_level="error") as w:
+            for frame in arr:
+                w.append_data(frame)
+
+    return _write_atomic(path, write)
+
+
+def save_image(image, path) -> Path:
+    """Write one (H, W, 3) image as PNG."""
+    import imageio.v3 as iio
+
+    arr = to_uint8(image)
+    return _write_atomic(path, lambda p: iio.imwrite(p, arr, extension=".png"))
+
+
+def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptitle: str = None):
+    """Show images side by side; returns the matplotlib Figure.
+
+    Args:
+        images: sequence or (N, H, W, 3) batch; 2-D entries are shown with a colour map (depth).
+        titles: optional N strings. ncols: columns (default: all in one row, at most 6).
+    """
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    n = len(images)
+    ncols = ncols or min(n, 6)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i].detach().cpu().numpy() if torch.is_tensor(images[i]) else np.asarray(images[i])
+        ax.imshow(img, cmap="viridis" if img.ndim == 2 else None)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plotly_points(points, colors=None, size: float = 2.0, title: str = None):
+    """An interactive plotly 3D scatter of (P, 3) points with (P, 3) colours in [0, 1]."""
+    import plotly.graph_objects as go
+
+    p = np.asarray(points.detach().cpu() if torch.is_tensor(points) else points)
+    marker = {"size": size}
+    if colors is not None:
+        c = to_uint8(colors)
+        marker["color"] = [f"rgb({r},{g},{b})" for r, g, b in c[:, :3]]
+    fig = go.Figure(go.Scatter3d(x=p[:, 0], y=p[:, 2], z=p[:, 1], mode="markers", marker=marker))
+    fig.update_layout(title=title, scene={"aspectmode": "data", "xaxis_title": "x", "yaxis_title": "z",
+                                          "zaxis_title": "y (up)"}, margin={"l": 0, "r": 0, "t": 30, "b": 0})
+    return fig
+
+
+def plotly_mesh(mesh, title: str = None):
+    """An interactive plotly 3D view of a ``TriMesh`` (vertex colours when it has them)."""
+    import plotly.graph_objects as go
+
+    v, f = mesh.verts.detach().cpu().numpy(), mesh.faces.cpu().numpy()
+    kwargs = {}
+    if mesh.vert_colors is not None:
+        c = to_uint8(mesh.vert_colors)
+        kwargs["vertexcolor"] = [f"rgb({r},{g},{b})" for r, g, b in c]
+    fig = go.Figure(go.Mesh3d(x=v[:, 0], y=v[:, 2], z=v[:, 1], i=f[:, 0], j=f[:, 1], k=f[:, 2], **kwargs))
+    fig.update_layout(title=title, scene={"aspectmode": "data", "zaxis_title": "y (up)"},
+                      margin={"l": 0, "r": 0, "t": 30, "b": 0})
+    return fig
+
+
+def png_bytes(image) -> bytes:
+    """Encode one (H, W, 3) image as PNG bytes (for ``ipywidgets.Image``)."""
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", to_uint8(image), extension=".png")
+
+
+def show_gif(path):
+    """Display a GIF written by :func:`save_gif` inline in a notebook (an ``IPython.display.Image``)."""
+    from IPython.display import Image
+
+    return Image(filename=str(path))

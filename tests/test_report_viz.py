@@ -1,0 +1,58 @@
+"""lib.report, lib.viz writers and lib.data.capture round trips."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lib import cameras, viz
+from lib.data.capture import capture, load_capture, random_orbit_poses, save_capture
+from lib.primitives import box
+from lib.report import Recorder, load_metrics
+
+
+def test_recorder_writes_json_and_converts_scalars(tmp_path):
+    rec = Recorder(tmp_path / "out")
+    assert rec.record("psnr", torch.tensor(21.5)) == 21.5
+    rec.record("count", np.int64(4))
+    rec.record("ok", True)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == {"psnr": 21.5, "count": 4, "ok": True}
+    assert load_metrics(tmp_path / "out")["count"] == 4
+    assert load_metrics(tmp_path / "missing") == {}
+    with pytest.raises(ValueError, match="finite"):
+        rec.record("loss", float("nan"))
+    with pytest.raises(ValueError, match="number"):
+        rec.record("loss", [1, 2])
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_gif_and_mp4_writers_round_trip(tmp_path):
+    import imageio.v3 as iio
+
+    frames = torch.rand(5, 20, 24, 3)
+    gif = viz.save_gif(frames, tmp_path / "a.gif", fps=10)
+    assert iio.imread(gif, index=None).shape[:3] == (5, 20, 24)
+    mp4 = viz.save_mp4(frames, tmp_path / "a.mp4", fps=10)
+    assert mp4.stat().st_size > 0
+    assert iio.imread(viz.save_image(frames[0], tmp_path / "a.png")).shape == (20, 24, 3)
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        viz.save_gif(torch.rand(20, 24, 3), tmp_path / "b.gif")
+    with pytest.raises(ValueError, match="NaN"):
+        viz.to_uint8(torch.full((2, 2, 3), float("nan")))
+
+
+def test_capture_round_trip_and_missing_file(tmp_path):
+    poses = random_orbit_poses(2, 3.0, generator=torch.Generator().manual_seed(0))
+    cap = capture(box(), poses, fov=50.0, image_size=24)
+    assert cap["mask"].any() and (cap["depth"][cap["mask"]] > 0).all()
+    back = load_capture(save_capture(tmp_path / "cap", cap))
+    torch.testing.assert_close(back["depth"], cap["depth"])
+    assert torch.equal(back["mask"], cap["mask"])
+    torch.testing.assert_close(back["rgb"], cap["rgb"], atol=1 / 255, rtol=0)
+    torch.testing.assert_close(back["c2w"], poses)
+    # Depth lifted from the capture lands on the box surface (|x|, |y| or |z| = 0.5).
+    pts = cameras.unproject_depth(back["depth"][0], back["c2w"][0], back["K"], back["mask"][0])
+    assert (pts.abs().amax(1) - 0.5).abs().max() < 0.02
+    (tmp_path / "cap" / "depth_001.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="depth_001.npy"):
+        load_capture(tmp_path / "cap")

@@ -1,0 +1,1 @@
+"""Maintainer tools: run notebooks headlessly (`nbrun`), strip their outputs (`strip_notebooks`)."""
