@@ -20,7 +20,7 @@ Environment: the cache folder is the ``cache_dir`` argument, else the environmen
 ``COURSE3D_CACHE``, else ``~/.cache/course3d``. This is the one place ``lib`` reads the environment.
 
 Example:
-    >>> res = Resource("cow.obj", sha256="<64 hex digits>", urls=["https://example.org/cow.obj"])
+    >>> res = Resource("cow.obj", sha256="0" * 64, urls=["https://example.org/cow.obj"])
     >>> path = fetch(res)  # doctest: +SKIP
 """
 
