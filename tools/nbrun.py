@@ -112,8 +112,9 @@ def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = N
     except (OSError, ValueError) as exc:
         metrics = {}
         error = (error + "\n" if error else "") + f"unreadable metrics.json: {exc}"
-    media = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
-                   if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+    # Media are the files the notebook saved at the top of its folder; sub-folders hold data
+    # (captures, generated datasets, checkpoints), not pictures for the report.
+    media = sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
     return {
         "name": path.stem,
         "status": "failed" if error else "passed",
