@@ -17,26 +17,16 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path
+
+from lib.fileio import atomic_write
 
 METRICS_FILE = "metrics.json"
 
 
 def write_json_atomic(path, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``obj`` as JSON to ``path`` atomically (see ``lib.fileio.atomic_write``)."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True)))
 
 
 class Recorder:

@@ -18,14 +18,14 @@ Example:
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
+
+from lib.fileio import atomic_write
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -51,19 +51,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, payload: dict) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace``: a crash mid-write
-    never leaves a truncated checkpoint where the previous good one was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` atomically (``lib.fileio.atomic_write``): a crash mid-write never leaves a
+    truncated checkpoint where the previous good one was."""
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -9,12 +9,12 @@ Example:
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lib.fileio import atomic_write
 
 
 def to_uint8(images) -> np.ndarray:
@@ -36,28 +36,12 @@ def _check_frames(frames) -> np.ndarray:
     return arr
 
 
-def _write_atomic(path, write) -> Path:
-    """Call ``write(tmp_path)`` then move the result to ``path`` so a crash leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; media are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_gif(frames, path, fps: float = 12) -> Path:
     """Write (N, H, W, 3) frames as a looping GIF at ``fps`` frames per second."""
     import imageio.v3 as iio
 
     arr = _check_frames(frames)
-    return _write_atomic(path, lambda p: iio.imwrite(p, arr, extension=".gif", duration=1000 / fps, loop=0))
+    return atomic_write(path, lambda p: iio.imwrite(p, arr, extension=".gif", duration=1000 / fps, loop=0))
 
 
 def save_mp4(frames, path, fps: float = 24) -> Path:
@@ -72,7 +56,7 @@ def save_mp4(frames, path, fps: float = 24) -> Path:
             for frame in arr:
                 w.append_data(frame)
 
-    return _write_atomic(path, write)
+    return atomic_write(path, write)
 
 
 def save_image(image, path) -> Path:
@@ -80,7 +64,7 @@ def save_image(image, path) -> Path:
     import imageio.v3 as iio
 
     arr = to_uint8(image)
-    return _write_atomic(path, lambda p: iio.imwrite(p, arr, extension=".png"))
+    return atomic_write(path, lambda p: iio.imwrite(p, arr, extension=".png"))
 
 
 def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptitle: str = None):

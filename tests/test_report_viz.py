@@ -23,7 +23,7 @@ def test_recorder_writes_json_and_converts_scalars(tmp_path):
         rec.record("loss", float("nan"))
     with pytest.raises(ValueError, match="number"):
         rec.record("loss", [1, 2])
-    assert not list((tmp_path / "out").glob("*.tmp"))
+    assert not list((tmp_path / "out").glob(".*.tmp-*"))  # no temporary file left behind
 
 
 def test_gif_and_mp4_writers_round_trip(tmp_path):
@@ -56,3 +56,19 @@ def test_capture_round_trip_and_missing_file(tmp_path):
     (tmp_path / "cap" / "depth_001.npy").unlink()
     with pytest.raises(FileNotFoundError, match="depth_001.npy"):
         load_capture(tmp_path / "cap")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    from lib.fileio import atomic_write
+
+    target = atomic_write(tmp_path / "a.json", lambda p: p.write_text("good"))
+
+    def crash(p):
+        p.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, crash)
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)

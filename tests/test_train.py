@@ -60,7 +60,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     _, step, state = make_run()
     with pytest.raises(ValueError, match="delete the checkpoint or pass matching names"):
         fit(step, 3, state, checkpoint=tmp_path / "ok.pt", progress=False)
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp-*"))
 
 
 def test_seed_and_device_helpers():

@@ -20,7 +20,6 @@ Only torch and numpy are imported here; Pillow is imported when a texture is rea
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Union
@@ -28,6 +27,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from lib.fileio import atomic_write
 from lib.mesh import TriMesh
 
 PathLike = Union[str, os.PathLike]
@@ -379,14 +379,9 @@ def _write_png(fh, img: np.ndarray) -> None:
 
 
 def _atomic_write(path: Path, write, binary: bool = False) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+    """Call ``write(file)`` on an open temporary file beside ``path``, then move it onto ``path``."""
+    def to(tmp: Path) -> None:
+        with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             write(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, to)
