@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 

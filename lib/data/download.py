@@ -29,19 +29,17 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import posixpath
 import re
 import shutil
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lib.data.archive import archive_kind, extract_archive, strip_archive_suffix  # noqa: F401 (re-exported)
 
 CACHE_ENV = "COURSE3D_CACHE"
 DEFAULT_CACHE = "~/.cache/course3d"
@@ -49,7 +47,6 @@ HF_ENDPOINT = "https://huggingface.co"  # read at call time: tests point it at a
 _CHUNK = 1 << 20
 _USER_AGENT = "course3d-download/0.1 (python-urllib)"
 _SCHEMES = ("http", "https", "gdrive", "hf")
-_ARCHIVES = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar.gz", ".tgz": "tar.gz"}
 
 
 @dataclass
@@ -201,7 +198,7 @@ def fetch(resource: Resource, cache_dir: str | os.PathLike | None = None, retrie
         _download(resource, target, retries, backoff, timeout, progress)
     if not resource.extract:
         return target
-    dest = target.with_name(_strip_archive_suffix(target.name))
+    dest = target.with_name(strip_archive_suffix(target.name))
     if dest.is_dir() and not fresh:
         return dest
     if dest.exists():
@@ -390,115 +387,3 @@ def _error_message(resource: Resource, failures: list[tuple[str, str]], target: 
     if resource.manual:
         lines.append(f"  Notes: {resource.manual}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------- archives
-
-
-def archive_kind(filename: str, extract: bool | str = True) -> str:
-    """Return ``"zip"``, ``"tar"`` or ``"tar.gz"``: ``extract`` if it names one, else the type
-    read from the suffix of ``filename``.
-
-    Raises:
-        ValueError: ``extract`` names an unknown type, or the suffix is not an archive's.
-    """
-    kinds = sorted(set(_ARCHIVES.values()))
-    if isinstance(extract, str):
-        if extract not in kinds:
-            raise ValueError(f"extract must be True or one of {kinds}, got {extract!r} "
-                             f"for {filename!r}")
-        return extract
-    for suffix in sorted(_ARCHIVES, key=len, reverse=True):
-        if filename.lower().endswith(suffix):
-            return _ARCHIVES[suffix]
-    raise ValueError(f"cannot tell the archive type of {filename!r}; pass extract= one of {kinds}")
-
-
-def _strip_archive_suffix(name: str) -> str:
-    for suffix in sorted(_ARCHIVES, key=len, reverse=True):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name + "_extracted"
-
-
-def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
-                    kind: str | None = None) -> Path:
-    """Safely extract a .zip, .tar or .tar.gz/.tgz archive into the new folder ``dest``.
-
-    Every member is checked before anything is written. Refused: absolute paths, paths that
-    leave ``dest`` through ``..``, symlinks and hardlinks whose target lies outside ``dest``,
-    members written through a symlink, devices and fifos. Extraction goes to a temporary
-    sibling folder renamed to ``dest`` only when complete, so a failure leaves no half-extracted
-    folder behind.
-
-    Args:
-        archive: the archive file.
-        dest: folder to create; it must not exist yet.
-        kind: ``"zip"``, ``"tar"`` or ``"tar.gz"``; None reads it from the file name.
-
-    Returns:
-        ``dest`` as a Path.
-
-    Raises:
-        ValueError: ``dest`` exists, or a member is unsafe (the message names the member).
-    """
-    archive, dest = Path(archive), Path(dest)
-    kind = kind or archive_kind(archive.name)
-    if dest.exists():
-        raise ValueError(f"extract_archive: dest {str(dest)!r} already exists; remove it first")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.extracting-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
-
-
-def _inside(path: str, archive: Path, member: str, what: str = "member") -> str:
-    """Normalize the relative ``path`` of an archive member, refusing one that leaves dest."""
-    path = path.replace("\\", "/")
-    if path.startswith("/") or re.match(r"[A-Za-z]:", path):
-        raise ValueError(f"{archive.name}: {what} {member!r} has an absolute path; refusing "
-                         "to extract")
-    norm = posixpath.normpath(path)
-    if norm == ".." or norm.startswith("../"):
-        raise ValueError(f"{archive.name}: {what} {member!r} leads outside the destination "
-                         "folder (through '..'); refusing to extract")
-    return norm
-
-
-def _extract_zip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            _inside(info.filename, archive, info.filename)
-        zf.extractall(dest)  # zipfile writes a symlink member as a small text file, never a link
-
-
-def _extract_tar(archive: Path, dest: Path) -> None:
-    with tarfile.open(archive, "r:*") as tf:
-        members, links = tf.getmembers(), set()
-        for m in members:
-            norm = _inside(m.name, archive, m.name)
-            if m.issym():
-                target = posixpath.join(posixpath.dirname(norm), m.linkname)
-                if m.linkname.startswith("/"):
-                    target = m.linkname
-                _inside(target, archive, f"{m.name} -> {m.linkname}", "symlink")
-                links.add(norm)
-            elif m.islnk():
-                _inside(m.linkname, archive, f"{m.name} -> {m.linkname}", "hardlink")
-            elif not (m.isfile() or m.isdir()):
-                raise ValueError(f"{archive.name}: member {m.name!r} is a device or fifo; "
-                                 "refusing to extract")
-        for m in members:  # a member under a symlinked folder would be written wherever it points
-            parents = m.name.replace("\\", "/").split("/")[:-1]
-            for i in range(1, len(parents) + 1):
-                if posixpath.normpath("/".join(parents[:i])) in links:
-                    raise ValueError(f"{archive.name}: member {m.name!r} is written through the "
-                                     f"symlink {'/'.join(parents[:i])!r}; refusing to extract")
-        extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tf.extractall(dest, members=members, **extra)
