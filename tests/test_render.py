@@ -81,3 +81,16 @@ def test_face_index_output_is_per_mesh_for_every_camera():
     out = render_mesh(QUAD, c2w, cameras.intrinsics_from_fov(50.0, 16), RenderSettings(image_size=16))
     assert set(out["face"].unique().tolist()) == {-1, 0, 1}  # both cameras index faces 0..1, not 2..3
     assert torch.equal(out["face"] >= 0, out["mask"])
+
+
+def test_point_splats_blend_into_the_background_without_dark_rims():
+    c2w, K = cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 32)
+    pts = torch.zeros(1, 3)
+    out = render_points(pts, torch.ones(1, 3), c2w, K, RenderSettings(image_size=32, point_radius=0.2))
+    # A white point on a white background: every pixel, rim included, stays white.
+    torch.testing.assert_close(out["rgb"], torch.ones_like(out["rgb"]))
+    red = render_points(pts, torch.tensor([[1.0, 0.0, 0.0]]), c2w, K,
+                        RenderSettings(image_size=32, point_radius=0.2))["rgb"][0]
+    assert red[16, 16].tolist() == pytest.approx([1.0, 0.0, 0.0], abs=0.05)  # opaque centre
+    rim = red[red[..., 1] < 0.99]  # pixels the splat touches
+    assert (rim[:, 0] > 0.99).all()  # red channel never drops: mixing red and white, not black

@@ -43,7 +43,7 @@ def render_points(points: torch.Tensor, colors: torch.Tensor, c2w: torch.Tensor,
     Returns:
         dict with ``rgb`` (N, H, W, 3) and ``mask`` (N, H, W) bool (a point covers the pixel).
     """
-    from pytorch3d.renderer import AlphaCompositor, PointsRasterizationSettings, PointsRasterizer
+    from pytorch3d.renderer import PointsRasterizationSettings, PointsRasterizer
     from pytorch3d.structures import Pointclouds
 
     s = settings or RenderSettings()
@@ -57,8 +57,15 @@ def render_points(points: torch.Tensor, colors: torch.Tensor, c2w: torch.Tensor,
     raster = PointsRasterizer(cameras=cams, raster_settings=PointsRasterizationSettings(
         image_size=s.hw(), radius=s.point_radius, points_per_pixel=s.points_per_pixel))
     frags = raster(cloud)
-    # Soft circular splats: alpha falls off with squared distance to the point centre.
-    alpha = (1 - frags.dists.clamp(min=0) / s.point_radius ** 2).clamp(0, 1).permute(0, 3, 1, 2)
-    rgb = AlphaCompositor(background_color=tuple(s.background))(
-        frags.idx.long().permute(0, 3, 1, 2), alpha, cloud.features_packed().permute(1, 0))
-    return {"rgb": rgb.permute(0, 2, 3, 1).clamp(0, 1), "mask": frags.idx[..., 0] >= 0}
+    # Front-to-back alpha compositing of the K nearest splats per pixel, written out so that the
+    # background shows through in proportion to the light that no splat absorbed
+    # (PyTorch3D's AlphaCompositor fills the background only where no point lands at all,
+    # which darkens splat edges).
+    hit = frags.idx >= 0  # (N, H, W, K)
+    alpha = torch.where(hit, (1 - frags.dists / s.point_radius ** 2).clamp(0, 1), torch.zeros((), device=device))
+    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1]], -1), -1)
+    weights = alpha * trans  # (N, H, W, K)
+    feats = cloud.features_packed()[frags.idx.clamp(min=0).long()]  # (N, H, W, K, 3)
+    background = torch.tensor(s.background, dtype=feats.dtype, device=device)
+    rgb = (weights[..., None] * feats).sum(-2) + (1 - weights.sum(-1, keepdim=True)) * background
+    return {"rgb": rgb.clamp(0, 1), "mask": frags.idx[..., 0] >= 0}
