@@ -75,3 +75,94 @@ def fetch_cow_mesh(**fetch_kwargs) -> Path:
     """
     paths = [fetch(name, **fetch_kwargs) for name in COW_MESH]
     return paths[0]
+
+
+# ------------------------------------------------------------------ NeRF data (notebook 04, 05)
+# sha256 values are None for the same reason as the cow's: the hosts were unreachable from the
+# machine these entries were written on and no published checksums were found. Pin them from a
+# verified download (fetch once with allow_unverified=True, check the images and cameras load and
+# look right, then paste lib.data.download.sha256sum(path) and the size here).
+_PT3D_NERF = "https://dl.fbaipublicfiles.com/pytorch3d_nerf_data/"
+_PT3D_NERF_MANUAL = (
+    "PyTorch3D's NeRF project (projects/nerf, dataset.py) downloads <name>.pth (cameras and "
+    "train/val/test split) and <name>.png (all images stacked vertically) from "
+    f"{_PT3D_NERF}; put both files side by side in the cache folder. Licence: see "
+    f"{_PT3D_NERF}<name>_license.txt.")
+_NERF_SYNTHETIC_MANUAL = (
+    "The NeRF authors' 'nerf_synthetic.zip' (all eight Blender scenes, about 1.7 GB) is in the "
+    "official NeRF data folder on Google Drive (https://drive.google.com/drive/folders/"
+    "128yBriW1IG_3NJ5Rp7APSTZsJqdJdfc1). Download it in a browser when Drive's quota refuses "
+    "gdown, and put it in the cache folder; fetch then extracts it.")
+SOURCES.update({
+    "nerf_synthetic": Resource(
+        "nerf_synthetic.zip", sha256=None, extract=True,
+        urls=["gdrive://18JxhpWD-4ZmuFKLzKlAw-w5PpzZxXOcG",
+              "https://cseweb.ucsd.edu/~viscomp/projects/LF/papers/ECCV20/nerf/nerf_synthetic.zip"],
+        description="NeRF-synthetic scenes (lego, chair, ...) in the Blender format, 800x800 RGBA",
+        manual=_NERF_SYNTHETIC_MANUAL),
+    "pt3d_lego_cameras": Resource(
+        "lego.pth", sha256=None, urls=[_PT3D_NERF + "lego.pth"],
+        description="PyTorch3D NeRF project: lego cameras (PerspectiveCameras, NDC) and split",
+        manual=_PT3D_NERF_MANUAL),
+    "pt3d_lego_images": Resource(
+        "lego.png", sha256=None, urls=[_PT3D_NERF + "lego.png"],
+        description="PyTorch3D NeRF project: lego images, stacked vertically in one PNG",
+        manual=_PT3D_NERF_MANUAL),
+    "pt3d_fern_cameras": Resource(
+        "fern.pth", sha256=None, urls=[_PT3D_NERF + "fern.pth"],
+        description="PyTorch3D NeRF project: fern (LLFF, forward-facing) cameras and split",
+        manual=_PT3D_NERF_MANUAL),
+    "pt3d_fern_images": Resource(
+        "fern.png", sha256=None, urls=[_PT3D_NERF + "fern.png"],
+        description="PyTorch3D NeRF project: fern images, stacked vertically in one PNG",
+        manual=_PT3D_NERF_MANUAL),
+})
+
+
+def fetch_pytorch3d_nerf(name: str = "lego", **fetch_kwargs) -> Path:
+    """Fetch ``<name>.pth`` and ``<name>.png`` ("lego" or "fern") of PyTorch3D's NeRF project into
+    one cache folder and return the ``.pth`` path, for :func:`lib.data.blender.load_pytorch3d_nerf`.
+    Keyword arguments go to :func:`lib.data.download.fetch` (``allow_unverified=True`` until the
+    sha256 values are pinned)."""
+    if name not in ("lego", "fern"):
+        raise ValueError(f"name must be 'lego' or 'fern', got {name!r}")
+    images = fetch(f"pt3d_{name}_images", **fetch_kwargs)
+    cameras = fetch(f"pt3d_{name}_cameras", **fetch_kwargs)
+    if images.parent != cameras.parent:
+        raise ValueError(f"{images} and {cameras} must be in the same folder")
+    return cameras
+
+
+def fetch_nerf_synthetic(scene: str = "lego", **fetch_kwargs) -> Path:
+    """Fetch and extract nerf_synthetic.zip; return the folder of ``scene`` (Blender format, for
+    :func:`lib.data.blender.load_blender`)."""
+    root = fetch("nerf_synthetic", **fetch_kwargs)
+    for candidate in (root / "nerf_synthetic" / scene, root / scene):
+        if (candidate / "transforms_train.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no {scene}/transforms_train.json under {root}; is the archive complete?")
+
+
+# ----------------------------------------------------------------------------- R2N2 (notebook 03)
+# The course subsets of 3D-R2N2's ShapeNet renderings + voxels + ShapeNetCore v1 meshes, as the
+# learning3dvision course publishes them on Hugging Face (layout: see lib.data.r2n2). The sha256
+# values are not pinned (None) for the same reason as the cow's: the host was unreachable from the
+# machine this registry was written on and no published checksum was found. Fetch once on Colab
+# with allow_unverified=True, check the data (R2N2Dataset validates every file it lists), then
+# paste lib.data.download.sha256sum(path) and the size here.
+_R2N2_MANUAL = (
+    "The course subset of the R2N2 ShapeNet renderings (chairs: a 2.7 GB zip, 7.3 GB unzipped; "
+    "the 3-class chair/car/airplane version: 13.7 GB, 48 GB unzipped) is on Hugging Face: "
+    "https://huggingface.co/datasets/learning3dvision/{repo}. With git-lfs: git clone that URL, "
+    "unzip {file} and pass the extracted folder to lib.data.r2n2.R2N2Dataset. ShapeNet's terms of "
+    "use apply (https://shapenet.org/terms).")
+SOURCES["r2n2_chairs"] = Resource(
+    "r2n2_shapenet_dataset.zip", sha256=None, extract=True,
+    urls=["hf://datasets/learning3dvision/r2n2_shapenet_dataset/r2n2_shapenet_dataset.zip@main"],
+    description="R2N2 ShapeNet subset, chairs (03001627): renderings, 32^3 voxels, meshes, split json",
+    manual=_R2N2_MANUAL.format(repo="r2n2_shapenet_dataset", file="r2n2_shapenet_dataset.zip"))
+SOURCES["r2n2_3classes"] = Resource(
+    "r2n2_shapenet_dataset_full.zip", sha256=None, extract=True,
+    urls=["hf://datasets/learning3dvision/r2n2_shapenet_dataset_full/r2n2_shapenet_dataset_full.zip@main"],
+    description="R2N2 ShapeNet subset, chair + car + airplane (too large for a free Colab disk when unzipped)",
+    manual=_R2N2_MANUAL.format(repo="r2n2_shapenet_dataset_full", file="r2n2_shapenet_dataset_full.zip"))
