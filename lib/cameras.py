@@ -123,7 +123,7 @@ def check_pose(c2w: torch.Tensor, name: str = "c2w", tol: float = _ORTHO_TOL) ->
     if not torch.isfinite(c2w).all():
         raise ValueError(f"`{name}` contains NaN or inf")
     R = c2w[..., :3, :3].double()
-    err = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=R.dtype)).abs().amax().item()
+    err = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=R.dtype, device=R.device)).abs().amax().item()
     if err > tol:
         raise ValueError(f"`{name}` rotation is not orthonormal: |R R^T - I| = {err:.3g} (tolerance {tol:g}). "
                          "Build poses with lib.cameras.look_at / orbit_poses, or re-orthonormalise R "

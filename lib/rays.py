@@ -66,7 +66,7 @@ def get_rays(c2w: torch.Tensor, K: torch.Tensor, image_size, normalize: bool = T
         directions: (..., H, W, 3) float32, world, through pixel centres (j + 0.5, i + 0.5);
         ``...`` is () for a single (4, 4) pose and (N,) for a batch.
     """
-    check_pose(c2w)
+    check_pose(c2w.detach().cpu() if torch.is_tensor(c2w) else c2w)  # (its identity lives on the CPU)
     if not torch.is_tensor(K) or K.shape[-2:] != (3, 3):
         raise ValueError(f"`K` must be (3, 3) or (N, 3, 3), got "
                          f"{tuple(K.shape) if torch.is_tensor(K) else type(K).__name__}")
@@ -96,7 +96,7 @@ def ray_z_scale(directions: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
     Returns:
         (...,) the cosine between each direction and the camera's forward (z) axis.
     """
-    check_pose(c2w)
+    check_pose(c2w.detach().cpu())
     return directions @ c2w[:3, 2].to(directions)
 
 
