@@ -639,9 +639,8 @@ def airplane(seed: int = 0) -> TriMesh:
     for ix in (0, 1):
         for iy in (0, 1):
             for iz in (0, 1):
-                c = fin_c if iy == 0 else fin_c * 0.55
-                back = 0.0 if iy == 0 else fin_c * 0.5
-                fin.append(((ix - 0.5) * 0.015, rf * 0.5 + iy * fin_h, z_tail + iz * c - back * (1 - iz) * 0.3 - back * iz * 0.1))
+                chord, shift = (fin_c, 0.0) if iy == 0 else (0.65 * fin_c, -0.15 * fin_c)  # tip: shorter, swept back
+                fin.append(((ix - 0.5) * 0.015, rf * 0.5 + iy * fin_h, z_tail + shift + iz * chord))
     parts.append(_part(_hexahedron(fin), TAIL))
     t_tail = rng.random() < 0.3
     y_stab = rf * 0.5 + fin_h * 0.95 if t_tail else 0.0

@@ -1,0 +1,426 @@
+"""Multi-view 3D reconstruction: a set of views in, a coloured point cloud or a voxel grid out.
+
+Two models share one small image encoder (:class:`ImageEncoder`, applied to every view with the
+same weights) and one idea: views are combined by a *symmetric* pooling across the view axis
+(max or mean), so the output does not depend on the order of the views.
+
+- :class:`ColoredPointNet`: V fixed views -> (N, 3) points + (N, 3) colours. Per-view features
+  are pooled with max *and* mean (concatenated), a fully connected decoder emits the points, and
+  a per-point colour head maps (pooled feature, point position) -> RGB.
+- :class:`MultiViewVAEGAN`: 1..V views (optionally with their camera poses) -> a 32^3 occupancy
+  grid, trained as a 3D-VAE-GAN: encoder -> (mu, logvar) -> z -> 3D transposed-conv generator,
+  plus a 3D conv discriminator. Losses: ``lib.losses.voxel_bce`` (reconstruction),
+  :func:`kl_divergence` weighted by the annealing schedule :func:`kl_weight`, and the
+  non-saturating GAN losses :func:`generator_adv_loss` / :func:`discriminator_loss`.
+  :func:`vaegan_step` does one D update and one E+G update.
+
+Shapes: images (B, V, 3, H, W) float in [0, 1]; poses c2w (B, V, 4, 4) in the convention of
+``lib.cameras``; voxels (B, 32, 32, 32) float {0, 1} indexed [ix, iy, iz]; points world units.
+
+Example (CPU):
+    >>> net = ColoredPointNet(PointNetConfig(n_views=6, image_size=64, n_points=256))
+    >>> pts, rgb = net(torch.rand(2, 6, 3, 64, 64))
+    >>> pts.shape, rgb.shape
+    (torch.Size([2, 256, 3]), torch.Size([2, 256, 3]))
+    >>> vg = MultiViewVAEGAN(VAEGANConfig(use_pose=True))
+    >>> logits, mu, logvar = vg(torch.rand(2, 4, 3, 64, 64), torch.eye(4).expand(2, 4, 4, 4))
+    >>> logits.shape, mu.shape
+    (torch.Size([2, 32, 32, 32]), torch.Size([2, 64]))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lib.cameras import project
+from lib.losses import voxel_bce
+
+POSE_DIM = 12  # pose encoding: the 12 entries of c2w[:3, :4] (rotation columns + camera centre)
+VOXEL_RES = 32
+FUSIONS = ("mean", "max")
+
+
+# ============================================================================ checks, pooling
+def check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] = None,
+                name: str = "images") -> None:
+    """Raise ``ValueError`` unless ``images`` is (B, V, 3, image_size, image_size) (V = n_views if given)."""
+    if not torch.is_tensor(images) or images.ndim != 5 or images.shape[2] != 3:
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"`{name}` must be (B, V, 3, H, W), got {got}")
+    if n_views is not None and images.shape[1] != n_views:
+        raise ValueError(f"`{name}` must hold exactly {n_views} views (B, {n_views}, 3, H, W), "
+                         f"got {images.shape[1]} views: shape {tuple(images.shape)}")
+    if tuple(images.shape[-2:]) != (image_size, image_size):
+        raise ValueError(f"`{name}` must be {image_size}x{image_size} pixels (the model's image_size), got "
+                         f"{tuple(images.shape[-2:])}; resize them or build the model with that image_size")
+
+
+def pool_views(feats: torch.Tensor, mode: str) -> torch.Tensor:
+    """Symmetric pooling over the view axis: (B, V, C) -> (B, C) ("mean", "max") or (B, 2C) ("maxmean")."""
+    if mode == "mean":
+        return feats.mean(1)
+    if mode == "max":
+        return feats.amax(1)
+    if mode == "maxmean":
+        return torch.cat([feats.amax(1), feats.mean(1)], -1)
+    raise ValueError(f"pooling mode must be 'mean', 'max' or 'maxmean', got {mode!r}")
+
+
+def encode_pose(c2w: torch.Tensor) -> torch.Tensor:
+    """(..., 4, 4) camera-to-world -> (..., POSE_DIM) = the rows of c2w[:3, :4] flattened."""
+    if not torch.is_tensor(c2w) or c2w.shape[-2:] != (4, 4):
+        got = tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__
+        raise ValueError(f"`c2w` must be (..., 4, 4), got {got}")
+    return c2w[..., :3, :4].reshape(*c2w.shape[:-2], POSE_DIM)
+
+
+# ============================================================================ image encoder
+class ImageEncoder(nn.Module):
+    """Shared per-view CNN: (N, 3, S, S) -> (N, out_dim). Four stride-2 3x3 convs (S -> S/16), ReLU,
+    then a linear layer. No batch statistics, so a view's feature never depends on the other views.
+
+    Args:
+        image_size: S, divisible by 16. channels: conv widths. out_dim: feature size.
+    """
+
+    def __init__(self, image_size: int = 64, channels: Sequence[int] = (16, 32, 64, 128), out_dim: int = 128):
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"image_size must be divisible by 16, got {image_size}")
+        layers, c_in = [], 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            c_in = c
+        self.image_size = image_size
+        self.convs = nn.Sequential(*layers)
+        side = image_size // 2 ** len(channels)
+        self.fc = nn.Linear(c_in * side * side, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc(self.convs(x * 2 - 1).flatten(1)))
+
+
+# ============================================================================ coloured points
+@dataclass
+class PointNetConfig:
+    """Settings of :class:`ColoredPointNet`.
+
+    Attributes:
+        n_views: the fixed number of views V the model takes.
+        image_size: side S of the square views, pixels (divisible by 16).
+        n_points: number of output points N.
+        feat_dim: per-view feature size C (pooled: 2C, max and mean concatenated).
+        hidden: width of the point decoder's hidden layers.
+        color_dim: width of the per-point colour head.
+    """
+
+    n_views: int = 6
+    image_size: int = 64
+    n_points: int = 1024
+    feat_dim: int = 128
+    hidden: int = 512
+    color_dim: int = 64
+
+
+class ColoredPointNet(nn.Module):
+    """V views -> coloured point cloud, invariant to the order of the views.
+
+    ``forward(images (B, V, 3, S, S))`` -> ``points (B, N, 3)`` world units, ``colors (B, N, 3)`` in [0, 1].
+    """
+
+    def __init__(self, cfg: PointNetConfig = PointNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = ImageEncoder(cfg.image_size, out_dim=cfg.feat_dim)
+        self.decoder = nn.Sequential(nn.Linear(2 * cfg.feat_dim, cfg.hidden), nn.ReLU(inplace=True),
+                                     nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(inplace=True),
+                                     nn.Linear(cfg.hidden, cfg.n_points * 3))
+        self.color_global = nn.Linear(2 * cfg.feat_dim, cfg.color_dim)
+        self.color_head = nn.Sequential(nn.Linear(cfg.color_dim + 3, cfg.color_dim), nn.ReLU(inplace=True),
+                                        nn.Linear(cfg.color_dim, 3))
+
+    @torch.no_grad()
+    def set_template(self, points: torch.Tensor, scale: float = 0.1) -> None:
+        """Start from a template shape: the decoder's last bias becomes ``points`` (n_points, 3) and its
+        weights shrink by ``scale``, so the untrained model predicts (nearly) the template."""
+        if tuple(points.shape) != (self.cfg.n_points, 3):
+            raise ValueError(f"`points` must be ({self.cfg.n_points}, 3) (n_points, 3), got {tuple(points.shape)}")
+        self.decoder[-1].bias.copy_(points.reshape(-1))
+        self.decoder[-1].weight.mul_(scale)
+
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3, S, S) -> (B, 2C): the shared encoder on every view, then max || mean over views."""
+        check_views(images, self.cfg.image_size, self.cfg.n_views)
+        b, v = images.shape[:2]
+        feats = self.encoder(images.flatten(0, 1)).view(b, v, -1)  # (B, V, C)
+        return pool_views(feats, "maxmean")
+
+    def forward(self, images: torch.Tensor):
+        g = self.pooled_features(images)  # (B, 2C)
+        points = self.decoder(g).view(g.shape[0], self.cfg.n_points, 3)
+        cg = self.color_global(g)[:, None].expand(-1, self.cfg.n_points, -1)  # (B, N, color_dim)
+        colors = torch.sigmoid(self.color_head(torch.cat([cg, points], -1)))
+        return points, colors
+
+
+def colors_from_views(points: torch.Tensor, images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
+                      grid: int = 16, tol: float = 0.05, background=(1.0, 1.0, 1.0)):
+    """Colour targets for surface points: the mean image colour over the views that see each point.
+
+    Visibility uses a coarse point z-buffer: each view's image is cut into ``grid`` x ``grid``
+    cells; a point is visible when it projects inside the image, its depth is within ``tol``
+    of the nearest point in its cell, and its pixel is not the background colour (within 0.03;
+    thin parts whose projection slips off the silhouette). Points no view sees take the colour
+    of the nearest seen point.
+
+    Args:
+        points: (N, 3) world. images: (V, 3, H, W) in [0, 1]. c2w: (V, 4, 4). K: (V, 3, 3).
+        background: RGB of the renders' background, or None to keep every pixel.
+    Returns:
+        colors: (N, 3) float32 in [0, 1]; seen: (N,) int64, the number of views that see each point.
+    """
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"`points` must be (N, 3), got {tuple(points.shape)}")
+    if images.ndim != 4 or images.shape[1] != 3 or c2w.shape != (images.shape[0], 4, 4) \
+            or K.shape != (images.shape[0], 3, 3):
+        raise ValueError(f"expected images (V, 3, H, W), c2w (V, 4, 4), K (V, 3, 3), got "
+                         f"{tuple(images.shape)}, {tuple(c2w.shape)}, {tuple(K.shape)}")
+    h, w = images.shape[-2:]
+    total, seen = torch.zeros(points.shape[0], 3), torch.zeros(points.shape[0], dtype=torch.long)
+    for i in range(images.shape[0]):
+        uv, depth = project(points, c2w[i], K[i])
+        col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+        inside = (depth > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        cell = (row.clamp(0, h - 1) * grid // h) * grid + col.clamp(0, w - 1) * grid // w
+        zmin = torch.full((grid * grid,), float("inf")).scatter_reduce(
+            0, cell[inside], depth[inside], "amin")
+        vis = inside & (depth <= zmin[cell] + tol)
+        rgb = images[i, :, row.clamp(0, h - 1), col.clamp(0, w - 1)].T  # (N, 3)
+        if background is not None:
+            vis &= (rgb - rgb.new_tensor(background)).abs().amax(1) > 0.03
+        total[vis] += rgb[vis]
+        seen += vis.long()
+    colors = total / seen.clamp(min=1)[:, None]
+    if (seen == 0).any() and (seen > 0).any():
+        nn_idx = torch.cdist(points[seen == 0], points[seen > 0]).argmin(1)
+        colors[seen == 0] = colors[seen > 0][nn_idx]
+    return colors, seen
+
+
+def colored_chamfer(pred_points: torch.Tensor, pred_colors: torch.Tensor, gt_points: torch.Tensor,
+                    gt_colors: torch.Tensor):
+    """Chamfer distance on positions + L1 colour error between nearest neighbours.
+
+    The nearest neighbours come from ``pytorch3d.ops.knn_points`` (K = 1), so the first number
+    equals the batch mean of :func:`lib.losses.chamfer_distance`.
+
+    Args:
+        pred_points, pred_colors: (B, N, 3). gt_points, gt_colors: (B, M, 3).
+    Returns:
+        chamfer: () mean over the batch of (mean squared distance to the nearest neighbour, both
+        directions summed); color: () mean L1 colour error of each point against its nearest
+        neighbour in the other cloud, the two directions averaged.
+    """
+    from pytorch3d.ops import knn_points
+
+    for name, t in (("pred_points", pred_points), ("pred_colors", pred_colors),
+                    ("gt_points", gt_points), ("gt_colors", gt_colors)):
+        if not torch.is_tensor(t) or t.ndim != 3 or t.shape[-1] != 3:
+            raise ValueError(f"`{name}` must be (B, N, 3), got {tuple(t.shape) if torch.is_tensor(t) else t}")
+    if pred_points.shape != pred_colors.shape or gt_points.shape != gt_colors.shape:
+        raise ValueError(f"points and colours must match: pred {tuple(pred_points.shape)} vs "
+                         f"{tuple(pred_colors.shape)}, gt {tuple(gt_points.shape)} vs {tuple(gt_colors.shape)}")
+    pg, gp = knn_points(pred_points, gt_points, K=1), knn_points(gt_points, pred_points, K=1)
+    chamfer = pg.dists[..., 0].mean() + gp.dists[..., 0].mean()
+    gt_at_pred = torch.gather(gt_colors, 1, pg.idx.expand(-1, -1, 3))
+    pred_at_gt = torch.gather(pred_colors, 1, gp.idx.expand(-1, -1, 3))
+    color = 0.5 * ((pred_colors - gt_at_pred).abs().mean() + (pred_at_gt - gt_colors).abs().mean())
+    return chamfer, color
+
+
+# ============================================================================ 3D-VAE-GAN
+@dataclass
+class VAEGANConfig:
+    """Settings of :class:`MultiViewVAEGAN`.
+
+    Attributes:
+        image_size: side S of the square views, pixels (divisible by 16).
+        use_pose: append each view's pose encoding (``POSE_DIM`` numbers) to its image feature,
+            so the per-view layer's input width is ``feat_dim + POSE_DIM`` instead of ``feat_dim``.
+        fusion: "mean" or "max" pooling of the per-view features across views.
+        feat_dim: image feature size; latent_dim: size of z.
+        gen_channels: channels of the generator at 4^3, 8^3, 16^3 (the discriminator mirrors them).
+        max_views: most views accepted (a clear error above it).
+    """
+
+    image_size: int = 64
+    use_pose: bool = False
+    fusion: str = "mean"
+    feat_dim: int = 128
+    latent_dim: int = 64
+    gen_channels: Sequence[int] = (64, 32, 16)
+    max_views: int = 24
+
+
+class MultiViewEncoder(nn.Module):
+    """(B, V, 3, S, S) views [+ (B, V, 4, 4) poses] -> mu, logvar (B, latent_dim), order-invariant."""
+
+    def __init__(self, cfg: VAEGANConfig):
+        super().__init__()
+        if cfg.fusion not in FUSIONS:
+            raise ValueError(f"VAEGANConfig.fusion must be one of {FUSIONS}, got {cfg.fusion!r}")
+        self.cfg = cfg
+        self.image = ImageEncoder(cfg.image_size, out_dim=cfg.feat_dim)
+        self.in_width = cfg.feat_dim + (POSE_DIM if cfg.use_pose else 0)
+        self.view_mlp = nn.Sequential(nn.Linear(self.in_width, cfg.feat_dim), nn.ReLU(inplace=True))
+        self.head = nn.Linear(cfg.feat_dim, 2 * cfg.latent_dim)
+
+    def forward(self, images: torch.Tensor, c2w: Optional[torch.Tensor] = None):
+        check_views(images, self.cfg.image_size)
+        b, v = images.shape[:2]
+        if not 1 <= v <= self.cfg.max_views:
+            raise ValueError(f"`images` must hold 1..{self.cfg.max_views} views, got {v}")
+        feats = self.image(images.flatten(0, 1)).view(b, v, -1)  # (B, V, feat_dim)
+        if self.cfg.use_pose:
+            if c2w is None or tuple(c2w.shape) != (b, v, 4, 4):
+                got = None if c2w is None else tuple(c2w.shape)
+                raise ValueError(f"use_pose=True needs `c2w` of shape {(b, v, 4, 4)} (one pose per view), got {got}")
+            feats = torch.cat([feats, encode_pose(c2w).to(feats)], -1)  # (B, V, feat_dim + POSE_DIM)
+        mu, logvar = self.head(pool_views(self.view_mlp(feats), self.cfg.fusion)).chunk(2, -1)
+        return mu, logvar.clamp(-10, 10)
+
+
+class VoxelGenerator(nn.Module):
+    """z (B, L) -> occupancy logits (B, 32, 32, 32): linear to 4^3, then 3 transposed 3D convs 4->8->16->32,
+    plus a learnable per-voxel ``prior`` logit (zero until :meth:`set_prior` starts it at a mean shape).
+    The last convolution starts at zero, so the untrained generator outputs the prior for every z."""
+
+    def __init__(self, latent_dim: int = 64, channels: Sequence[int] = (64, 32, 16)):
+        super().__init__()
+        c0, c1, c2 = channels
+        self.c0 = c0
+        self.fc = nn.Linear(latent_dim, c0 * 4 ** 3)
+        up = lambda i, o: [nn.ConvTranspose3d(i, o, 4, 2, 1), nn.BatchNorm3d(o), nn.ReLU(inplace=True)]
+        self.net = nn.Sequential(*up(c0, c1), *up(c1, c2), nn.ConvTranspose3d(c2, 1, 4, 2, 1))
+        nn.init.zeros_(self.net[-1].weight)  # the untrained generator outputs the prior exactly,
+        nn.init.zeros_(self.net[-1].bias)  # and learns a residual on it
+        self.prior = nn.Parameter(torch.zeros((VOXEL_RES,) * 3))
+
+    @torch.no_grad()
+    def set_prior(self, mean_occupancy: torch.Tensor, eps: float = 0.02) -> None:
+        """Start from a mean shape: prior = logit(clamp(mean_occupancy (32, 32, 32), eps, 1 - eps)),
+        so the untrained generator already predicts the average training grid and learns residuals."""
+        if tuple(mean_occupancy.shape) != (VOXEL_RES,) * 3:
+            raise ValueError(f"`mean_occupancy` must be (32, 32, 32), got {tuple(mean_occupancy.shape)}")
+        self.prior.copy_(torch.logit(mean_occupancy.float().clamp(eps, 1 - eps)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.fc(z)).view(-1, self.c0, 4, 4, 4)
+        return self.net(x)[:, 0] + self.prior
+
+
+class VoxelDiscriminator(nn.Module):
+    """Occupancy (B, 32, 32, 32) in [0, 1] -> realness logit (B,): 3 strided 3D convs 32->16->8->4, linear."""
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 64)):
+        super().__init__()
+        layers, c_in = [], 1
+        for c in channels:
+            layers += [nn.Conv3d(c_in, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c
+        self.net = nn.Sequential(*layers)
+        self.fc = nn.Linear(c_in * 4 ** 3, 1)
+
+    def forward(self, voxels: torch.Tensor) -> torch.Tensor:
+        if voxels.ndim != 4 or tuple(voxels.shape[1:]) != (VOXEL_RES,) * 3:
+            raise ValueError(f"`voxels` must be (B, 32, 32, 32), got {tuple(voxels.shape)}")
+        return self.fc(self.net(voxels[:, None] * 2 - 1).flatten(1))[:, 0]
+
+
+class MultiViewVAEGAN(nn.Module):
+    """Encoder + generator (+ discriminator, trained separately by :func:`vaegan_step`).
+
+    ``forward(images, c2w=None, sample=False)`` -> ``logits (B, 32, 32, 32)``, ``mu``, ``logvar (B, L)``;
+    ``sample=True`` draws z = mu + sigma * eps (training), else z = mu (evaluation).
+    """
+
+    def __init__(self, cfg: VAEGANConfig = VAEGANConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = MultiViewEncoder(cfg)
+        self.generator = VoxelGenerator(cfg.latent_dim, cfg.gen_channels)
+        self.discriminator = VoxelDiscriminator(tuple(reversed(cfg.gen_channels)))
+
+    def forward(self, images, c2w=None, sample: bool = False, generator: Optional[torch.Generator] = None):
+        mu, logvar = self.encoder(images, c2w)
+        z = mu
+        if sample:
+            eps = torch.randn(mu.shape, generator=generator, device="cpu").to(mu)
+            z = mu + (0.5 * logvar).exp() * eps
+        return self.generator(z), mu, logvar
+
+    def ae_parameters(self):
+        """Encoder + generator parameters (the discriminator has its own optimizer)."""
+        return list(self.encoder.parameters()) + list(self.generator.parameters())
+
+
+def kl_weight(step: int, warmup_steps: int, beta_max: float = 1.0, delay: int = 0) -> float:
+    """KL annealing: 0 for ``step < delay``, then linear up to ``beta_max`` over ``warmup_steps``, then flat."""
+    if warmup_steps < 0 or delay < 0:
+        raise ValueError(f"warmup_steps and delay must be >= 0, got {warmup_steps}, {delay}")
+    if step < delay:
+        return 0.0
+    if warmup_steps == 0:
+        return float(beta_max)
+    return float(beta_max) * min(1.0, (step - delay) / warmup_steps)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)), summed over the latent, mean over the batch: (B, L) -> ()."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean()
+
+
+def generator_adv_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss -log D(G(z)) = softplus(-logit): (B,) -> ()."""
+    return F.softplus(-d_fake).mean()
+
+
+def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """-log D(x) - log(1 - D(G(z))) = softplus(-real) + softplus(fake): (B,), (B,) -> ()."""
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def vaegan_step(model: MultiViewVAEGAN, opt_ae, opt_d, images, voxels, c2w=None, beta: float = 1e-3,
+                adv_weight: float = 1e-3, pos_weight: Optional[float] = None, generator=None) -> dict:
+    """One 3D-VAE-GAN training step: a discriminator update, then an encoder + generator update on
+    ``recon + beta * KL + adv_weight * adversarial``. ``adv_weight=0`` skips the discriminator.
+
+    Args:
+        images: (B, V, 3, S, S). voxels: (B, 32, 32, 32) {0, 1}. c2w: (B, V, 4, 4) or None.
+        beta: KL weight of this step (from :func:`kl_weight`).
+    Returns:
+        dict of floats: loss, recon, kl, adv, d_loss.
+    """
+    model.train()
+    logits, mu, logvar = model(images, c2w, sample=True, generator=generator)
+    probs, disc, b = torch.sigmoid(logits), model.discriminator, logits.shape[0]
+    d_loss = adv = torch.zeros(())
+    if adv_weight > 0:
+        d_logits = disc(torch.cat([voxels.float(), probs.detach()]))  # real and fake in one pass
+        d_loss = discriminator_loss(d_logits[:b], d_logits[b:])
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        disc.requires_grad_(False)  # the generator's pass needs gradients for the input only
+        adv = generator_adv_loss(disc(probs))
+        disc.requires_grad_(True)
+    recon, kl = voxel_bce(logits, voxels, pos_weight), kl_divergence(mu, logvar)
+    loss = recon + beta * kl + adv_weight * adv
+    opt_ae.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_ae.step()
+    return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "adv": adv.item(), "d_loss": d_loss.item()}
