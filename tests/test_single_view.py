@@ -29,6 +29,18 @@ def test_decoder_output_shapes(kind, kwargs, shape, batch):
         torch.testing.assert_close(out, model.decoder.template.expand_as(out))  # starts as the sphere
 
 
+def test_voxel_decoder_starts_at_the_mean_shape_and_learns_from_it():
+    mean = torch.rand(32, 32, 32)
+    model = SingleViewModel("voxels", image_size=32, mean_shape=mean).eval()
+    out = model(torch.rand(3, 3, 32, 32))
+    torch.testing.assert_close(out, torch.logit(mean.clamp(0.02, 0.98)).expand_as(out))  # any image
+    model.train()
+    model(torch.rand(2, 3, 32, 32)).sum().backward()
+    assert model.decoder.head.weight.grad.abs().sum() > 0  # the zeroed last layer still learns
+    with pytest.raises(ValueError, match=r"`mean_shape` must be the \(32, 32, 32\) mean.*got \(16, 16, 16\)"):
+        SingleViewModel("voxels", image_size=32, mean_shape=torch.rand(16, 16, 16))
+
+
 @pytest.mark.parametrize("images,message", [
     (torch.rand(2, 3, 32, 32), r"expects 64x64 images.*\(B, 3, 64, 64\), got \(2, 3, 32, 32\)"),
     (torch.rand(2, 3, 64, 80), r"expects 64x64 images.*got \(2, 3, 64, 80\)"),

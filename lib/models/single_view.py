@@ -87,10 +87,15 @@ class VoxelDecoder(nn.Module):
     fraction of occupied voxels in the training grids), so training starts from the right
     amount of "empty" instead of spending its first hundreds of steps learning that most of
     the grid is.
+
+    Better still, ``mean_shape`` (the (32, 32, 32) mean of the training grids) starts a learnable
+    per-voxel prior logit at the mean shape and zeroes the last convolution (see
+    :meth:`set_mean_shape`): the untrained decoder predicts the mean training shape for every
+    image, and training learns what the image changes.
     """
 
     def __init__(self, feature_dim: int = 512, channels: Sequence[int] = (128, 64, 32, 16, 8),
-                 occupancy_prior: float = 0.05):
+                 occupancy_prior: float = 0.05, mean_shape: Optional[torch.Tensor] = None):
         super().__init__()
         self.c0 = channels[0]
         self.fc = nn.Linear(feature_dim, self.c0 * 8)
@@ -101,10 +106,28 @@ class VoxelDecoder(nn.Module):
         self.head = nn.Conv3d(channels[-1], 1, 1)
         p = min(max(float(occupancy_prior), 1e-4), 1 - 1e-4)
         nn.init.constant_(self.head.bias, torch.logit(torch.tensor(p)).item())
+        self.prior = nn.Parameter(torch.zeros((32, 32, 32)))  # per-voxel prior logit (0: none)
+        if mean_shape is not None:
+            self.set_mean_shape(mean_shape)
+
+    @torch.no_grad()
+    def set_mean_shape(self, mean_occupancy: torch.Tensor, eps: float = 0.02) -> None:
+        """Start from a mean shape: ``prior = logit(clamp(mean_occupancy, eps, 1 - eps))`` and the
+        last convolution at zero, so the output is exactly the prior until training moves it.
+
+        Args:
+            mean_occupancy: (32, 32, 32) fraction of training grids occupied at each voxel.
+        """
+        if not torch.is_tensor(mean_occupancy) or tuple(mean_occupancy.shape) != (32, 32, 32):
+            got = tuple(mean_occupancy.shape) if torch.is_tensor(mean_occupancy) else type(mean_occupancy).__name__
+            raise ValueError(f"`mean_shape` must be the (32, 32, 32) mean of the training grids, got {got}")
+        self.prior.copy_(torch.logit(mean_occupancy.float().clamp(eps, 1 - eps)))
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.fc(features)).view(-1, self.c0, 2, 2, 2)
-        return self.head(self.up(x))[:, 0]
+        return self.head(self.up(x))[:, 0] + self.prior
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
