@@ -248,6 +248,25 @@ def normalize_mesh(mesh: TriMesh, extent: float = 0.9) -> TriMesh:
                    face_labels=mesh.face_labels, label_names=mesh.label_names)
 
 
+def occupancy_logits(mean_occupancy: torch.Tensor, eps: float = 0.02, resolution: int = 32,
+                     name: str = "mean_occupancy") -> torch.Tensor:
+    """Logits of a mean occupancy grid (the fraction of training grids occupied at each voxel),
+    clamped to ``[eps, 1 - eps]`` first (a voxel no grid fills would otherwise be -inf): the
+    per-voxel prior that starts a voxel decoder at the mean training shape.
+
+    Args:
+        mean_occupancy: (R, R, R) float in [0, 1], R = ``resolution``.
+        name: what the caller calls it, for the error message.
+    Returns:
+        (R, R, R) float32 logits.
+    """
+    r = resolution
+    if not torch.is_tensor(mean_occupancy) or tuple(mean_occupancy.shape) != (r, r, r):
+        got = tuple(mean_occupancy.shape) if torch.is_tensor(mean_occupancy) else type(mean_occupancy).__name__
+        raise ValueError(f"`{name}` must be the ({r}, {r}, {r}) mean of the training grids, got {got}")
+    return torch.logit(mean_occupancy.float().clamp(eps, 1 - eps))
+
+
 # --------------------------------------------------------------------------- binvox
 def write_binvox(path, voxels, translate=(-0.5, -0.5, -0.5), scale: float = 1.0) -> Path:
     """Write an (R, R, R) occupancy grid ``[ix, iy, iz]`` as a ``.binvox`` file (atomically).

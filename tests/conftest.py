@@ -18,6 +18,16 @@ else:
     torch.set_num_threads(2)  # the CI machine has 2 cores
 
 
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny tensors and MLPs are faster there than on the
+    thread pool (much faster on a busy machine). Restores the thread count afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A run that collected no test must fail loudly: pytest's exit 5 is never a green run."""
     if session.testscollected == 0:

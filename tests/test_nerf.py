@@ -89,15 +89,6 @@ def test_fitting_a_box_recovers_centre_and_sides(one_thread):
     assert (model.sides - truth.sides).abs().max() < 0.05
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one thread avoids the thread pool's overhead (large on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_a_small_nerf_learns_one_view(one_thread):
     """250 steps on one 12x12 view of the box beat the constant-colour baseline by 3x."""
     torch.manual_seed(0)

@@ -143,15 +143,6 @@ def test_geometric_init_is_roughly_a_sphere(radius):
     assert g_geo < 0.2 < g_plain  # the default init is nowhere near a distance field
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny MLPs run faster on one thread (and much faster than two on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def fit_torus(steps, seed=0, geometric_init=True):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

@@ -38,6 +38,7 @@ from torch import nn
 
 from lib.cameras import project
 from lib.losses import voxel_bce
+from lib.voxels import occupancy_logits
 
 POSE_DIM = 12  # pose encoding: the 12 entries of c2w[:3, :4] (rotation columns + camera centre)
 VOXEL_RES = 32
@@ -314,9 +315,7 @@ class VoxelGenerator(nn.Module):
     def set_prior(self, mean_occupancy: torch.Tensor, eps: float = 0.02) -> None:
         """Start from a mean shape: prior = logit(clamp(mean_occupancy (32, 32, 32), eps, 1 - eps)),
         so the untrained generator already predicts the average training grid and learns residuals."""
-        if tuple(mean_occupancy.shape) != (VOXEL_RES,) * 3:
-            raise ValueError(f"`mean_occupancy` must be (32, 32, 32), got {tuple(mean_occupancy.shape)}")
-        self.prior.copy_(torch.logit(mean_occupancy.float().clamp(eps, 1 - eps)))
+        self.prior.copy_(occupancy_logits(mean_occupancy, eps, VOXEL_RES))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.fc(z)).view(-1, self.c0, 4, 4, 4)

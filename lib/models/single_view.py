@@ -30,6 +30,8 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
+from lib.voxels import occupancy_logits
+
 KINDS = ("voxels", "points", "mesh")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -118,10 +120,7 @@ class VoxelDecoder(nn.Module):
         Args:
             mean_occupancy: (32, 32, 32) fraction of training grids occupied at each voxel.
         """
-        if not torch.is_tensor(mean_occupancy) or tuple(mean_occupancy.shape) != (32, 32, 32):
-            got = tuple(mean_occupancy.shape) if torch.is_tensor(mean_occupancy) else type(mean_occupancy).__name__
-            raise ValueError(f"`mean_shape` must be the (32, 32, 32) mean of the training grids, got {got}")
-        self.prior.copy_(torch.logit(mean_occupancy.float().clamp(eps, 1 - eps)))
+        self.prior.copy_(occupancy_logits(mean_occupancy, eps, name="mean_shape"))
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
