@@ -30,13 +30,15 @@ from lib.cameras import _hw, check_pose, pixel_centers
 Bound = Union[float, torch.Tensor]
 
 
-def _check_rays(origins: torch.Tensor, directions: torch.Tensor) -> None:
+def _check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str = "") -> None:
+    """Raise ``ValueError`` unless both are (R, 3) tensors of one shape; ``fn`` prefixes the message."""
+    where = f"{fn}: " if fn else ""
     for name, x in (("origins", origins), ("directions", directions)):
         if not torch.is_tensor(x) or x.ndim != 2 or x.shape[-1] != 3:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-            raise ValueError(f"`{name}` must be (R, 3), got {got}")
+            raise ValueError(f"{where}`{name}` must be (R, 3), got {got}")
     if origins.shape != directions.shape:
-        raise ValueError(f"`origins` {tuple(origins.shape)} and `directions` {tuple(directions.shape)} "
+        raise ValueError(f"{where}`origins` {tuple(origins.shape)} and `directions` {tuple(directions.shape)} "
                          "must have the same shape (R, 3)")
 
 

@@ -26,18 +26,10 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from lib.rays import _check_rays, get_rays, intersect_aabb
+
 SDFFn = Callable[[torch.Tensor], torch.Tensor]
 Bound = Union[float, torch.Tensor]
-
-
-def _check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str) -> None:
-    for name, x in (("origins", origins), ("directions", directions)):
-        if not torch.is_tensor(x) or x.ndim != 2 or x.shape[1] != 3:
-            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-            raise ValueError(f"{fn}: `{name}` must be (R, 3), got {got}")
-    if origins.shape != directions.shape:
-        raise ValueError(f"{fn}: `origins` {tuple(origins.shape)} and `directions` "
-                         f"{tuple(directions.shape)} must have the same shape (R, 3)")
 
 
 def _ray_bound(x: Bound, n: int, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -202,8 +194,6 @@ def render_sdf(sdf_fn: SDFFn, c2w: torch.Tensor, K: torch.Tensor, image_size, ne
         dict of (H, W, ...) tensors: ``rgb`` (H, W, 3) shaded, ``normals`` (H, W, 3) world (zero
         where missed), ``t`` (H, W) ray length, ``hit`` (H, W) bool, ``steps`` (H, W) int64.
     """
-    from lib.rays import get_rays, intersect_aabb  # pure torch
-
     origins, dirs = get_rays(c2w, K, image_size)
     h, w = origins.shape[:2]
     origins, dirs = origins.reshape(-1, 3), dirs.reshape(-1, 3)
