@@ -66,6 +66,12 @@ def torus_sdf(points: torch.Tensor, R: float = 1.0, r: float = 0.3) -> torch.Ten
     return q.norm(dim=-1) - r
 
 
+def box_sdf(points: torch.Tensor, center, sides) -> torch.Tensor:
+    """Signed distance (..., ) from (..., 3) points to an axis-aligned box (centre (3,), side lengths (3,))."""
+    q = (points - center).abs() - sides / 2
+    return q.clamp_min(0).norm(dim=-1) + q.amax(-1).clamp_max(0)
+
+
 def superquadric_implicit(points: torch.Tensor, scale=(1.0, 1.0, 1.0), e1: float = 0.5,
                           e2: float = 0.5) -> torch.Tensor:
     """(N,) inside-outside function of the superquadric of :func:`superquadric_points`.

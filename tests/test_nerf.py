@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from lib import cameras
-from lib.models.nerf import BoxDensity, HarmonicEmbedding, NeRFConfig, NeRFField, box_sdf
+from lib.geometry import box_sdf
+from lib.models.nerf import BoxDensity, HarmonicEmbedding, NeRFConfig, NeRFField
 from lib.rays import get_rays
 from lib.render.volume import volume_render
 

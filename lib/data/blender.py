@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import _hw, orbit_poses
+from lib.geometry import box_sdf
 from lib.rays import get_rays, intersect_aabb
 
 SPLITS = ("train", "val", "test")
@@ -279,8 +280,7 @@ def _scene_sdfs(p: torch.Tensor, s: dict) -> torch.Tensor:
     table = q.amax(-1).clamp_max(0) + q.clamp_min(0).norm(dim=-1) - 0.01
     ball = (p - s["ball_c"]).norm(dim=-1) - s["ball_r"]
     qc = (p - s["cube_c"]) @ _rot_y(s["cube_angle"])
-    dc = qc.abs() - (s["cube_h"] - 0.03)
-    cube = dc.amax(-1).clamp_max(0) + dc.clamp_min(0).norm(dim=-1) - 0.03  # rounded edges
+    cube = box_sdf(qc, 0.0, 2 * (s["cube_h"] - 0.03)) - 0.03  # rounded edges
     qr = p - s["ring_c"]  # ring in the xy plane (axis along z)
     ring = torch.stack([qr[..., [0, 1]].norm(dim=-1) - s["ring_R"], qr[..., 2]], -1).norm(dim=-1) - s["ring_r"]
     return torch.stack([table, ball, cube, ring], -1)

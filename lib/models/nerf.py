@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.geometry import box_sdf
+
 
 class HarmonicEmbedding(nn.Module):
     """Positional encoding ``gamma(x) = [x, sin(2^k pi x), cos(2^k pi x)]`` for k = 0..n_freqs-1.
@@ -124,12 +126,6 @@ class NeRFField(nn.Module):
 
 
 # ---------------------------------------------------------------------- a box to fit
-def box_sdf(points: torch.Tensor, center: torch.Tensor, sides: torch.Tensor) -> torch.Tensor:
-    """Signed distance (..., ) from (..., 3) points to an axis-aligned box (centre (3,), side lengths (3,))."""
-    q = (points - center).abs() - sides / 2
-    return q.clamp_min(0).norm(dim=-1) + q.amax(-1).clamp_max(0)
-
-
 class BoxDensity(nn.Module):
     """A box of constant density with a colour that varies over it; centre and sides learnable.
 
