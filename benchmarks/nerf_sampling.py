@@ -1,47 +1,39 @@
 """PSNR against wall time for NeRF training with stratified sampling vs an occupancy grid.
 
 Both samplers train the same NeRF MLP (same seed, same ray batches) on the same data, one after
-the other in one run; every ``--eval-every`` steps the held-out PSNR is measured (evaluation time
-is not counted as training time). Default settings are small, for a CPU (a few minutes on 2 cores):
+the other in one run; every ``--eval-every`` steps the held-out PSNR and SSIM are measured
+(evaluation time is not counted as training time). The step, the renderer and the evaluation are
+``lib.nerf_loop``'s, as in notebooks 04 and 05. Default settings are small, for a CPU (a few
+minutes on 2 cores):
 
     .venv/bin/python benchmarks/nerf_sampling.py
     .venv/bin/python benchmarks/nerf_sampling.py --device cuda --image-size 200 --steps 5000 \\
         --batch 4096 --samples 128 --hidden 256 --layers 8 --grid-res 128 --march-steps 512
     .venv/bin/python benchmarks/nerf_sampling.py --data /path/to/nerf_synthetic/lego --device cuda ...
 
-Data: the procedural Blender-format scene of ``lib.data.blender`` (default), or any Blender-format
-folder (``--data``). On CUDA the grid path uses nerfacc's ``OccGridEstimator`` (``--no-nerfacc``
-to use lib's pure-torch grid there too).
+Data: the procedural Blender-format scene of ``lib.data.still_life`` (default), or any
+Blender-format folder (``--data``). The grid path uses nerfacc's ``OccGridEstimator`` on CUDA
+when nerfacc is installed (``--backend auto``), lib's pure-torch grid otherwise or with
+``--backend torch``; see ``lib.backend``.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import tempfile
-import time
 
 import torch
-import torch.nn.functional as F
 
-from lib.data.blender import load_blender, write_blender_scene
+from lib.data.blender import load_blender
+from lib.data.still_life import write_blender_scene
 from lib.models.nerf import NeRFConfig, NeRFField
-from lib.occupancy import OccupancyGrid, render_with_grid
-from lib.rays import get_rays, near_far_from_aabb
-from lib.render.volume import render_image, volume_render
-
-
-def psnr_on(data, render, field, size, device, chunk) -> float:
-    vals = []
-    for c2w, img in zip(data["c2w"], data["images"]):
-        out = render_image(lambda o, d: render(field, o, d, None, False), c2w.to(device), data["K"].to(device),
-                           size, chunk)
-        vals.append(-10 * math.log10(F.mse_loss(out["rgb"].cpu().clamp(0, 1), img).item()))
-    return sum(vals) / len(vals)
+from lib.nerf_loop import evaluate_views, make_nerf_step, training_rays, volume_renderer
+from lib.render.occupancy import OccupancyGrid, render_with_grid
 
 
 def run(method: str, args, train, test, device) -> list:
-    """Train one model with ``method`` in {"stratified", "grid"}; returns rows (step, seconds, psnr, evals/ray)."""
+    """Train one model with ``method`` in {"stratified", "grid"}; returns rows
+    (step, train seconds, test PSNR, test SSIM, field evals per ray, occupied fraction or None)."""
     torch.manual_seed(args.seed)
     gen = torch.Generator(device).manual_seed(args.seed)
     cfg = NeRFConfig(n_freqs_xyz=args.freqs, n_freqs_dir=4, hidden=args.hidden, n_layers=args.layers,
@@ -49,44 +41,33 @@ def run(method: str, args, train, test, device) -> list:
     field = NeRFField(cfg).to(device)
     opt = torch.optim.Adam(field.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1 / args.steps))
-    o, d = (x.reshape(-1, 3).to(device) for x in get_rays(train["c2w"], train["K"], args.image_size))
-    px, bg = train["images"].reshape(-1, 3).to(device), train["background"].to(device)
-    bounds = train["scene_bounds"].to(device)
+    bounds, bg = train["scene_bounds"].to(device), train["background"].to(device)
     near, far = train["near"], train["far"]
     grid = OccupancyGrid(bounds.reshape(-1), args.grid_res).to(device)
     step_size = (bounds[1] - bounds[0]).norm().item() / args.march_steps
-    use_nerfacc = device.type == "cuda" and not args.no_nerfacc
+    hook = None
+    if method == "grid":
+        def render(f, ro, rd, g=None, perturb=True):
+            return render_with_grid(f, ro, rd, grid, near, far, step_size, bg, g, perturb, backend=args.backend)
 
-    def render(f, ro, rd, g=None, perturb=True):
-        if method == "grid":
-            return render_with_grid(f, ro, rd, grid, near, far, step_size, bg, g, perturb, use_nerfacc)
-        lo, hi = near_far_from_aabb(ro, rd, bounds, near, far)
-        return volume_render(f, ro, rd, lo, hi, args.samples, g, background=bg, perturb=perturb)
+        def hook(i):
+            grid.update_every_n_steps(i, lambda x: field.density(x)[0], step_size, n=16, warmup_steps=256,
+                                      generator=gen)
+    else:
+        render = volume_renderer(near, far, args.samples, background=bg, aabb=bounds)
+    step = make_nerf_step(field, opt, render, training_rays(train, device), gen, args.batch, sched, hook)
 
-    rows, elapsed, evals = [], 0.0, 0
-    for step in range(1, args.steps + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        if method == "grid":
-            grid.update_every_n_steps(step - 1, lambda x: field.density(x)[0], step_size, n=16,
-                                      warmup_steps=256, generator=gen)
-        idx = torch.randint(len(o), (args.batch,), generator=gen, device=device)
-        out = render(field, o[idx], d[idx], gen)
-        loss = F.mse_loss(out["rgb"], px[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        elapsed += time.perf_counter() - t0
-        evals += out["n_evals"]
-        if step % args.eval_every == 0 or step == args.steps:
-            with torch.no_grad():
-                rows.append((step, elapsed, psnr_on(test, render, field, args.image_size, device, args.chunk),
-                             evals / (step * args.batch), grid.occupied_fraction() if method == "grid" else None))
-            print(f"  {method:<10} step {step:>6}  {elapsed:8.1f} s  PSNR {rows[-1][2]:6.2f}", flush=True)
+    rows, elapsed, evals = [], 0.0, 0.0
+    for i in range(args.steps):
+        logs = step(i)
+        elapsed += logs["dt"]
+        evals += logs["evals_per_ray"]
+        done = i + 1
+        if done % args.eval_every == 0 or done == args.steps:
+            scores = evaluate_views(field, render, test, device, chunk=args.chunk)
+            rows.append((done, elapsed, scores["psnr"], scores["ssim"], evals / done,
+                         grid.occupied_fraction() if method == "grid" else None))
+            print(f"  {method:<10} step {done:>6}  {elapsed:8.1f} s  PSNR {scores['psnr']:6.2f}", flush=True)
     return rows
 
 
@@ -108,7 +89,8 @@ def main(argv=None) -> None:
     ap.add_argument("--grid-res", type=int, default=32)
     ap.add_argument("--march-steps", type=int, default=96, help="grid marching steps across the box diagonal")
     ap.add_argument("--chunk", type=int, default=8192)
-    ap.add_argument("--no-nerfacc", action="store_true", help="use lib's pure-torch grid on CUDA as well")
+    ap.add_argument("--backend", default="auto", choices=("auto", "torch", "nerfacc"),
+                    help="occupancy-grid sampler: nerfacc's (CUDA only), lib's pure-torch one, or auto")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -124,12 +106,12 @@ def main(argv=None) -> None:
           f"torch {torch.__version__}, device {device}; {len(train['images'])} train views at "
           f"{args.image_size} px, {args.steps} steps x {args.batch} rays")
     results = {m: run(m, args, train, test, device) for m in ("stratified", "grid")}
-    print("\n| sampling | step | train time (s) | test PSNR (dB) | field evals / ray | occupied cells |")
-    print("|---|---|---|---|---|---|")
+    print("\n| sampling | step | train time (s) | test PSNR (dB) | test SSIM | field evals / ray | occupied cells |")
+    print("|---|---|---|---|---|---|---|")
     for method, rows in results.items():
-        for step, secs, psnr, epr, occ in rows:
+        for step, secs, psnr, ssim, epr, occ in rows:
             occupied = "-" if occ is None else f"{occ:.0%}"
-            print(f"| {method} | {step} | {secs:.1f} | {psnr:.2f} | {epr:.1f} | {occupied} |")
+            print(f"| {method} | {step} | {secs:.1f} | {psnr:.2f} | {ssim:.3f} | {epr:.1f} | {occupied} |")
 
 
 if __name__ == "__main__":

@@ -2,24 +2,29 @@
 
 One module per idea (see README.md and ../shared/DESIGN.md):
 
-- ``lib.cameras``   the one camera convention, look-at orbits, PyTorch3D conversion
-- ``lib.mesh``      ``TriMesh``, a plain (verts, faces, uv, texture, labels) container
+- ``lib.cameras``   the one camera convention, look-at orbits, projection, rotations, PyTorch3D conversion
+- ``lib.mesh``      ``TriMesh`` (verts, faces, uv, texture, labels) and the mesh queries: face areas
+                    and normals, vertex normals, signed volume, edges and edge counts, normalisation
 - ``lib.primitives`` box, cylinder, lathe, spheres, marching cubes (``mesh_from_sdf``)
-- ``lib.geometry``  parametric/implicit surfaces, surface sampling, colour gradients, floor
-- ``lib.voxels``    voxelization (winding numbers), ``.binvox`` read/write, voxels to mesh
-- ``lib.losses``    chamfer, Laplacian smoothing, voxel BCE
-- ``lib.metrics``   voxel IoU, chamfer, F-score
-- ``lib.rays``      pixels to rays, ray/box near-far, stratified samples
-- ``lib.occupancy`` an occupancy grid that skips empty space (pure torch; nerfacc on CUDA)
-- ``lib.render``    mesh and point renderers (PyTorch3D, imported lazily), volume rendering,
-                    sphere tracing
-- ``lib.models``    single-view and multi-view 3D, NeRF and SDF fields (the learnable parts)
-- ``lib.viz``       GIF/MP4 writers, image grids, plotly figures
-- ``lib.report``    the metrics recorder the regression tests read
+- ``lib.geometry``  parametric/implicit surfaces and SDFs, surface sampling, colour gradients, floor
+- ``lib.voxels``    voxelization (winding numbers), voxels to mesh, the mean-shape prior
+- ``lib.rays``      pixels to rays, ray/box near-far, stratified and importance samples
+- ``lib.render``    renderers: PyTorch3D mesh/points (imported lazily), a pure-torch z-buffer,
+                    volume rendering, the occupancy grid, sphere tracing, SDF scenes, SDF densities
+- ``lib.losses``    chamfer (with a pure-torch nearest neighbour), voxel BCE, mesh regularisers,
+                    eikonal, KL and GAN losses
+- ``lib.metrics``   PSNR, SSIM, voxel IoU, F-score
+- ``lib.models``    the learnable parts (``nn.Module``s only): embeddings, NeRF and SDF fields,
+                    single- and multi-view encoders/decoders
+- ``lib.recon``     training and evaluating 3D reconstruction from images (notebook 03)
+- ``lib.nerf_loop`` the NeRF training step, renderer and evaluation (notebooks 04, 05)
+- ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop
+- ``lib.viz``       turntables, GIF/MP4 writers, image grids, plotly figures
+- ``lib.report``    the metrics recorder the regression tests read, the smoke/full output folders
 - ``lib.fileio``    atomic writes (metrics, media, meshes, voxels, checkpoints)
-- ``lib.data``      download layer, mesh I/O, procedural datasets, R2N2 and Blender formats
-- ``lib.colab``     Colab environment set-up
-- ``lib.train``     seeding, devices, checkpoints and the resumable ``fit`` loop
+- ``lib.data``      downloads, file formats (OBJ, binvox, Blender, R2N2) and datasets, real and procedural
+- ``lib.backend``   choosing the pure-torch path or nerfacc/gsplat, and the one-time CUDA-build notice
+- ``lib.colab``     Colab environment set-up; ``lib.colab_pytorch3d`` gets PyTorch3D into a runtime
 
 Importing ``lib`` is cheap: no submodule (and so neither torch nor PyTorch3D) is imported here.
 """

@@ -194,19 +194,20 @@ def dolly_zoom_distance(fov: float, width: float) -> float:
 
 # --------------------------------------------------------------- projection and rays
 def project(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor):
-    """Project world points to pixels.
+    """Project world points to pixels, into one camera or a batch of B cameras.
 
     Args:
-        points: (N, 3) world. c2w: (4, 4). K: (3, 3).
+        points: (N, 3) world. c2w: (4, 4) or (B, 4, 4). K: (3, 3) or (B, 3, 3).
     Returns:
-        uv: (N, 2) pixel coordinates (u right, v down; pixel centres at +0.5).
-        depth: (N,) camera z (positive in front of the camera).
+        uv: (N, 2) (or (B, N, 2)) pixel coordinates (u right, v down; pixel centres at +0.5).
+        depth: (N,) (or (B, N)) camera z (positive in front of the camera; uv is not meaningful
+        where it is <= 0).
     """
     points = _vec3(points, "points")
     w2c = world_to_camera(c2w)
-    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
-    uvw = cam @ K.T
-    return uvw[:, :2] / uvw[:, 2:3], cam[:, 2]
+    cam = points @ w2c[..., :3, :3].transpose(-1, -2) + w2c[..., None, :3, 3]  # (..., N, 3)
+    uvw = cam @ K.transpose(-1, -2)
+    return uvw[..., :2] / uvw[..., 2:3], cam[..., 2]
 
 
 def pixel_centers(image_size: Size) -> torch.Tensor:

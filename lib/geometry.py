@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from lib.mesh import TriMesh
+from lib.mesh import TriMesh, face_areas
 
 
 # ------------------------------------------------------------------- parametric
@@ -86,26 +86,46 @@ def superquadric_implicit(points: torch.Tensor, scale=(1.0, 1.0, 1.0), e1: float
 
 # ------------------------------------------------------------------------ sampling
 def sample_surface(mesh: TriMesh, n: int, generator: torch.Generator = None):
-    """Sample ``n`` points uniformly by area on a mesh's surface.
-
-    A face is drawn with probability proportional to its area, then a point inside it with the
-    barycentric coordinates ``(1 - sqrt(u), sqrt(u) (1 - v), sqrt(u) v)`` for u, v ~ U(0, 1),
-    which is uniform over the triangle.
+    """Sample ``n`` points uniformly by area on a mesh's surface (one mesh: see
+    :func:`sample_surface_batched` for the rule).
 
     Args:
         mesh: a ``TriMesh`` with at least one face of non-zero area.
-        n: number of points.
-        generator: ``torch.Generator`` for reproducibility.
+        n: number of points. generator: a CPU ``torch.Generator`` for reproducibility.
     Returns:
-        points: (n, 3) float32 world, and face_idx: (n,) int64 face of each point.
+        points: (n, 3) float world, and face_idx: (n,) int64 face of each point.
     """
-    areas = mesh.face_areas()
-    if areas.sum() <= 0:
+    if float(face_areas(mesh.verts, mesh.faces).sum()) <= 0:
         raise ValueError("sample_surface: the mesh has zero total area (degenerate faces only)")
-    face_idx = torch.multinomial(areas, n, replacement=True, generator=generator)
-    u, v = torch.rand(2, n, 1, generator=generator)
+    points, face_idx = sample_surface_batched(mesh.verts[None], mesh.faces, n, generator)
+    return points[0], face_idx[0]
+
+
+def sample_surface_batched(verts: torch.Tensor, faces: torch.Tensor, n: int, generator: torch.Generator = None):
+    """Sample ``n`` points uniformly by area on each of B meshes that share ``faces``.
+
+    A face is drawn with probability proportional to its area (plus 1e-12, so that a collapsed
+    mesh still samples), then a point inside it with the barycentric coordinates
+    ``(1 - sqrt(u), sqrt(u) (1 - v), sqrt(u) v)`` for u, v ~ U(0, 1), which is uniform over the
+    triangle. The random numbers are drawn on the CPU (faces first, then u and v), so a seeded
+    CPU ``generator`` gives the same points on any device. The points are differentiable
+    w.r.t. ``verts`` (the face choice is not).
+
+    Args:
+        verts: (B, V, 3) float world, e.g. a batch of deformed template meshes. faces: (F, 3) int64.
+        n: points per mesh. generator: a CPU ``torch.Generator``.
+    Returns:
+        points: (B, n, 3) on ``verts``' device, and face_idx: (B, n) int64 face of each point.
+    """
+    if verts.ndim != 3 or verts.shape[-1] != 3:
+        raise ValueError(f"sample_surface_batched: `verts` must be (B, V, 3), got {tuple(verts.shape)}")
+    tri = verts[:, faces.long()]  # (B, F, 3, 3)
+    area = face_areas(verts.detach(), faces).cpu()  # (B, F)
+    face_idx = torch.multinomial(area + 1e-12, n, replacement=True, generator=generator)  # (B, n)
+    u, v = torch.rand(2, *face_idx.shape, 1, generator=generator).to(verts.device)
+    face_idx = face_idx.to(verts.device)
     su = u.sqrt()
-    a, b, c = mesh.verts[mesh.faces[face_idx]].unbind(1)  # each (n, 3)
+    a, b, c = torch.gather(tri, 1, face_idx[..., None, None].expand(-1, -1, 3, 3)).unbind(2)  # each (B, n, 3)
     return (1 - su) * a + su * (1 - v) * b + su * v * c, face_idx
 
 

@@ -1,6 +1,11 @@
-"""Quality numbers for 3D reconstructions: voxel IoU, chamfer distance, F-score.
+"""Quality numbers: image PSNR and SSIM, voxel IoU, point-cloud F-score. One home each.
 
-Pure functions without gradients (they are for reporting, not training).
+Pure functions without gradients (they are for reporting, not training). Chamfer distance is a
+loss and a metric at once: it lives in :func:`lib.losses.chamfer_distance` (call it under
+``torch.no_grad()`` or take ``.item()`` to report it).
+
+Images are channels-last, as everywhere in the course: (..., H, W, C) float, values in
+``[0, data_range]`` (``data_range = 1`` for RGB in [0, 1]).
 
 Example (CPU)::
 
@@ -11,18 +16,99 @@ Example (CPU)::
     >>> pts = torch.rand(200, 3)
     >>> f_score(pts, pts)[0.01]
     (1.0, 1.0, 1.0)
+    >>> float(psnr(torch.full((8, 8, 3), 0.1), torch.zeros(8, 8, 3)))  # MSE 0.01 -> 20 dB
+    20.0
+    >>> img = torch.rand(2, 16, 16, 3)
+    >>> ssim(img, img)
+    tensor([1., 1.])
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+import math
+from typing import Dict, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
-from lib.losses import chamfer_distance, nearest_sq_dists
+from lib.losses import nearest_neighbors
 
 DEFAULT_THRESHOLDS = (0.01, 0.02, 0.03, 0.04, 0.05)
 
 
+# ---------------------------------------------------------------------------------- images
+def mse_to_psnr(mse: Union[float, torch.Tensor], data_range: float = 1.0):
+    """``PSNR = 10 log10(data_range^2 / mse)`` in dB (inf for mse = 0); float in, float out,
+    tensor in, tensor out (e.g. the MSE loss of a training step)."""
+    if torch.is_tensor(mse):
+        return 10.0 * torch.log10(data_range ** 2 / mse.detach())
+    return 10.0 * math.log10(data_range ** 2 / mse) if mse > 0 else math.inf
+
+
+@torch.no_grad()
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio of the mean squared error over *all* elements, in dB.
+
+    For the mean PSNR of several images (the usual NeRF number), call it per image and average
+    (``lib.nerf_loop.evaluate_views`` does); on a stack it gives the PSNR of the pooled MSE.
+
+    Args:
+        pred, target: tensors of the same shape, e.g. (H, W, 3) float in [0, data_range]
+            (values are not clamped: clamp renders first).
+        data_range: the largest possible value minus the smallest (1 for RGB in [0, 1]).
+    Returns:
+        0-d float tensor, ``10 log10(data_range^2 / mean((pred - target)^2))`` (inf when equal).
+    """
+    if not torch.is_tensor(pred) or not torch.is_tensor(target) or pred.shape != target.shape:
+        shapes = [tuple(t.shape) if torch.is_tensor(t) else type(t).__name__ for t in (pred, target)]
+        raise ValueError(f"psnr: `pred` and `target` must be tensors of the same shape, "
+                         f"got {shapes[0]} and {shapes[1]}")
+    mse = (pred.double() - target.double()).pow(2).mean()
+    return mse_to_psnr(mse, data_range).float()
+
+
+@torch.no_grad()
+def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
+    """Structural similarity (Wang et al., 2004) of images, in the form of
+    ``skimage.metrics.structural_similarity(target, pred, channel_axis=-1, data_range=...)``.
+
+    Local means, variances and covariance over ``win_size`` x ``win_size`` uniform windows
+    (sample covariance, ``N / (N - 1)``), per channel; ``SSIM = mean over the windows that lie
+    fully inside the image and over channels`` of
+    ``(2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``,
+    ``C1 = (0.01 data_range)^2``, ``C2 = (0.03 data_range)^2``. 1 for identical images,
+    lower for noise, blur or shifts. Computed in float64.
+
+    Args:
+        pred, target: (..., H, W, C) float, same shape, channels last (C = 3 for RGB, 1 for grey),
+            H and W >= ``win_size``.
+        data_range: the largest possible value minus the smallest (1 for RGB in [0, 1]).
+        win_size: odd window side, pixels.
+    Returns:
+        (...) float32: one SSIM per image (0-d for a single (H, W, C) image).
+    """
+    if not torch.is_tensor(pred) or not torch.is_tensor(target) or pred.shape != target.shape or pred.ndim < 3:
+        shapes = [tuple(t.shape) if torch.is_tensor(t) else type(t).__name__ for t in (pred, target)]
+        raise ValueError(f"ssim: `pred` and `target` must be (..., H, W, C) images of the same shape, "
+                         f"got {shapes[0]} and {shapes[1]}")
+    if win_size < 3 or win_size % 2 == 0:
+        raise ValueError(f"ssim: `win_size` must be odd and >= 3, got {win_size}")
+    h, w, c = pred.shape[-3:]
+    if min(h, w) < win_size:
+        raise ValueError(f"ssim: images of {h}x{w} pixels are smaller than the {win_size}x{win_size} window")
+    batch = pred.shape[:-3]
+    x, y = (t.double().reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(-1, 1, h, w) for t in (pred, target))
+    mean = lambda t: F.avg_pool2d(t, win_size, stride=1)  # (N, 1, H - win + 1, W - win + 1): valid windows
+    mu_x, mu_y = mean(x), mean(y)
+    n = win_size * win_size
+    cov = n / (n - 1)  # sample (co)variances, as skimage's default
+    var_x, var_y = cov * (mean(x * x) - mu_x ** 2), cov * (mean(y * y) - mu_y ** 2)
+    cov_xy = cov * (mean(x * y) - mu_x * mu_y)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return s.reshape(-1, c * s.shape[-2] * s.shape[-1]).mean(1).reshape(batch).float()
+
+
+# ---------------------------------------------------------------------------------- shapes
 @torch.no_grad()
 def voxel_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Intersection over union of occupied voxels.
@@ -45,14 +131,6 @@ def voxel_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def chamfer_l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """:func:`lib.losses.chamfer_distance` without gradients: (B,) for (B, N, 3) and (B, M, 3)
-    clouds, or a scalar for (N, 3) and (M, 3). Squared Euclidean distances, summed both ways."""
-    cd = chamfer_distance(x, y)
-    return cd[0] if x.ndim == 2 else cd
-
-
-@torch.no_grad()
 def f_score(pred: torch.Tensor, gt: torch.Tensor,
             thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Dict[float, Tuple[float, float, float]]:
     """Precision, recall and F1 of a predicted point cloud against a ground-truth one.
@@ -61,6 +139,7 @@ def f_score(pred: torch.Tensor, gt: torch.Tensor,
     the nearest ground-truth point; recall = fraction of ground-truth points within t of the
     nearest predicted point; F1 = 2 P R / (P + R) (0 when both are 0). "Within" is ``<= t``.
     (Tatarchenko et al., "What do single-view 3D reconstruction networks learn?", CVPR 2019.)
+    Nearest neighbours come from :func:`lib.losses.nearest_neighbors`, as in the chamfer distance.
 
     Args:
         pred: (N, 3) float, world units. gt: (M, 3) float.
@@ -73,8 +152,8 @@ def f_score(pred: torch.Tensor, gt: torch.Tensor,
         if not torch.is_tensor(p) or p.ndim != 2 or p.shape[1] != 3 or p.shape[0] == 0:
             raise ValueError(f"`{name}` must be a non-empty (N, 3) point cloud, got "
                              f"{tuple(p.shape) if torch.is_tensor(p) else type(p).__name__}")
-    d_pred = nearest_sq_dists(pred[None].float(), gt[None].float())[0].sqrt()  # (N,)
-    d_gt = nearest_sq_dists(gt[None].float(), pred[None].float())[0].sqrt()  # (M,)
+    d_pred = nearest_neighbors(pred.float(), gt.float())[0].sqrt()  # (N,)
+    d_gt = nearest_neighbors(gt.float(), pred.float())[0].sqrt()  # (M,)
     out = {}
     for t in thresholds:
         p = float((d_pred <= t).float().mean())

@@ -21,12 +21,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from lib.mesh import TriMesh
+from lib.mesh import TriMesh, concat_meshes, mesh_edges
 
 Vec3 = Union[Sequence[float], torch.Tensor]
 
 
-def _vec3(x, name: str) -> torch.Tensor:
+def _triple(x, name: str) -> torch.Tensor:
     t = torch.as_tensor(x, dtype=torch.float32).reshape(-1)
     if t.numel() == 1:
         t = t.expand(3)
@@ -48,7 +48,7 @@ def box(center: Vec3 = (0.0, 0.0, 0.0), size: Vec3 = (1.0, 1.0, 1.0), sharp: boo
     Returns:
         TriMesh with verts (24, 3) or (8, 3) and faces (12, 3).
     """
-    c, s = _vec3(center, "box center"), _vec3(size, "box size")
+    c, s = _triple(center, "box center"), _triple(size, "box size")
     if (s <= 0).any():
         raise ValueError(f"box size must be positive, got {s.tolist()}")
     corners = torch.tensor([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
@@ -176,14 +176,14 @@ def cylinder(radius: float = 0.5, height: float = 1.0, segments: int = 24,
     """
     if radius <= 0 or height <= 0:
         raise ValueError(f"cylinder needs radius > 0 and height > 0, got {radius} and {height}")
-    c = _vec3(center, "cylinder center")
+    c = _triple(center, "cylinder center")
     h = height / 2
     side = lathe([radius, radius], [-h, h], segments, capped=False)
     parts = [side]
     if capped:
         parts.append(lathe([0.0, radius], [-h, -h], segments, capped=False))   # bottom, faces -y
         parts.append(lathe([radius, 0.0], [h, h], segments, capped=False))     # top, faces +y
-    m = _concat(parts)
+    m = concat_meshes(parts)
     return TriMesh(verts=m.verts + c, faces=m.faces)
 
 
@@ -193,7 +193,7 @@ def cylinder_between(start: Vec3, end: Vec3, radius: float, segments: int = 16,
 
     Returns the same layout as :func:`cylinder`.
     """
-    p0, p1 = _vec3(start, "start").double(), _vec3(end, "end").double()
+    p0, p1 = _triple(start, "start").double(), _triple(end, "end").double()
     axis = p1 - p0
     length = float(axis.norm())
     if length <= 0:
@@ -276,12 +276,10 @@ def ico_sphere(level: int = 0, radius: float = 1.0) -> TriMesh:
     verts = torch.nn.functional.normalize(verts, dim=1)
     for _ in range(level):
         V = verts.shape[0]
-        edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])  # (3F, 2)
-        uniq, inv = torch.unique(edges.sort(1).values, dim=0, return_inverse=True)
-        mid = torch.nn.functional.normalize(verts[uniq].mean(1), dim=1)
+        edges, face_edges = mesh_edges(faces, return_face_edges=True)  # (E, 2), (F, 3)
+        mid = torch.nn.functional.normalize(verts[edges].mean(1), dim=1)  # a new vertex per edge
         verts = torch.cat([verts, mid])
-        F = faces.shape[0]
-        m01, m12, m20 = (inv[k * F:(k + 1) * F] + V for k in range(3))
+        m01, m12, m20 = (face_edges[:, k] + V for k in range(3))
         a, b, c = faces.unbind(1)
         faces = torch.cat([torch.stack(x, 1) for x in
                            ((a, m01, m20), (b, m12, m01), (c, m20, m12), (m01, m12, m20))])
@@ -342,20 +340,3 @@ def mesh_from_sdf(sdf_fn: Callable[[torch.Tensor], torch.Tensor],
     return TriMesh(verts=verts, faces=torch.from_numpy(f.astype(np.int64)))
 
 
-# ------------------------------------------------------------------------------ helpers
-def _concat(parts) -> TriMesh:
-    offs = np.cumsum([0] + [p.num_verts for p in parts[:-1]])
-    return TriMesh(verts=torch.cat([p.verts for p in parts]),
-                   faces=torch.cat([p.faces + int(o) for p, o in zip(parts, offs)]))
-
-
-def signed_volume(mesh: TriMesh) -> float:
-    """Volume enclosed by a closed mesh; positive when faces wind outward (divergence theorem)."""
-    a, b, c = mesh.verts.double()[mesh.faces].unbind(1)
-    return float((a * torch.linalg.cross(b, c)).sum() / 6)
-
-
-def edge_face_counts(faces: torch.Tensor) -> torch.Tensor:
-    """(E,) number of faces sharing each undirected edge of ``faces`` (F, 3); all 2 = watertight."""
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(1).values
-    return torch.unique(edges, dim=0, return_counts=True)[1]

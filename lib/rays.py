@@ -42,14 +42,16 @@ def _check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str = "") -
                          "must have the same shape (R, 3)")
 
 
-def _bound(x: Bound, n: int, name: str, like: torch.Tensor) -> torch.Tensor:
-    """A near/far bound as an (R, 1) tensor (from a float or an (R,) / (R, 1) tensor)."""
+def _bound(x: Bound, n: int, name: str, like: torch.Tensor, fn: str = "") -> torch.Tensor:
+    """A near/far bound as an (R, 1) tensor (from a float or an (R,) / (R, 1) tensor); ``fn``
+    prefixes the error message."""
     t = torch.as_tensor(x, dtype=like.dtype, device=like.device)
     if t.ndim == 0:
         return t.expand(n, 1)
     if t.shape in ((n,), (n, 1)):
         return t.reshape(n, 1)
-    raise ValueError(f"`{name}` must be a float or an (R,) tensor with R={n}, got shape {tuple(t.shape)}")
+    where = f"{fn}: " if fn else ""
+    raise ValueError(f"{where}`{name}` must be a float or an (R,) tensor with R={n}, got shape {tuple(t.shape)}")
 
 
 # ------------------------------------------------------------------------------ rays

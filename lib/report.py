@@ -1,16 +1,22 @@
 """The metrics recorder: a notebook's headline numbers, written where the tests read them.
 
-Each notebook makes one ``Recorder(OUTPUT_DIR)`` and calls ``record(name, value)`` for every
-number it wants checked. The values go to ``OUTPUT_DIR/metrics.json`` (rewritten atomically
+Smoke and full mode never share a file: each notebook writes everything it makes (checkpoints,
+data, media, metrics) under ``RUN_DIR = mode_dir(OUTPUT_DIR, SMOKE)``, i.e. ``OUTPUT_DIR/smoke``
+or ``OUTPUT_DIR/full``. It makes one ``Recorder(RUN_DIR)`` and calls ``record(name, value)`` for
+every number it wants checked. The values go to ``RUN_DIR/metrics.json`` (rewritten atomically
 after every call, so a crash half-way still leaves the numbers recorded so far), and
 ``tests/expectations.json`` holds the bounds the regression tests assert on them.
 
 Example:
-    >>> rec = Recorder("/tmp/demo_out")
+    >>> import tempfile
+    >>> run_dir = mode_dir(tempfile.mkdtemp(), smoke=True)
+    >>> run_dir.name, run_dir.is_dir()
+    ('smoke', True)
+    >>> rec = Recorder(run_dir)
     >>> rec.record("psnr", 27.31)
     27.31
-    >>> rec.path("turntable.gif").name
-    'turntable.gif'
+    >>> rec.path("turntable.gif") == run_dir / "turntable.gif"
+    True
 """
 from __future__ import annotations
 
@@ -22,6 +28,21 @@ from pathlib import Path
 from lib.fileio import atomic_write
 
 METRICS_FILE = "metrics.json"
+
+
+def mode_dir(output_dir, smoke: bool) -> Path:
+    """The folder of one mode's run: ``<output_dir>/smoke`` or ``<output_dir>/full`` (created).
+
+    Args:
+        output_dir: the notebook's ``OUTPUT_DIR``. smoke: the notebook's ``SMOKE`` (a bool).
+    Returns:
+        the folder as a ``Path``; checkpoints, data, media and ``metrics.json`` go inside it.
+    """
+    if not isinstance(smoke, bool):
+        raise ValueError(f"smoke must be True or False, got {smoke!r} ({type(smoke).__name__})")
+    path = Path(output_dir) / ("smoke" if smoke else "full")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_json_atomic(path, obj) -> None:

@@ -1,24 +1,42 @@
-"""Training plumbing: seeds, devices, atomic checkpoints and the one training loop, ``fit``.
+"""Training plumbing: seeds, devices, safe checkpoints and the one training loop, ``fit``.
 
 No hidden global state: ``seed_everything`` returns the generator to pass on, and
 ``resolve_device`` turns the notebook's ``DEVICE`` parameter into a ``torch.device``.
 
+A run is named by its settings: ``fit(..., checkpoint="out/voxels.pt", config=...)`` writes
+``out/voxels-<id>.pt`` (:func:`run_checkpoint`), so other settings never reuse or overwrite it.
+Checkpoints load with ``weights_only=True``; an unreadable or incompatible one is renamed aside.
+
 Example:
+    >>> import tempfile
     >>> model = torch.nn.Linear(2, 1)
     >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
     >>> gen = torch.Generator().manual_seed(0)
     >>> def step(i):
     ...     x = torch.randn(16, 2, generator=gen)
     ...     loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
-    ...     opt.zero_grad(); loss.backward(); opt.step()
+    ...     opt.zero_grad()
+    ...     loss.backward()
+    ...     opt.step()
     ...     return {"loss": loss.item()}
-    >>> hist = fit(step, 50, {"model": model, "opt": opt, "gen": gen}, progress=False)
+    >>> ckpt = f"{tempfile.mkdtemp()}/linear.pt"
+    >>> hist = fit(step, 50, {"model": model, "opt": opt, "gen": gen}, checkpoint=ckpt,
+    ...            config={"lr": 0.1, "batch": 16, "seed": 0}, progress=False)  # doctest: +ELLIPSIS
+    train: new run .../linear-2c34199a.pt (0 other runs of linear kept untouched)
     >>> hist[-1]["loss"] < hist[0]["loss"]
     True
+    >>> run_checkpoint(ckpt, {"seed": 0, "batch": 16, "lr": 1e-1}, 50, ["opt", "gen", "model"]).name
+    'linear-2c34199a.pt'
 """
 from __future__ import annotations
 
+import copy
+import datetime as _dt
+import hashlib
+import json
+import math
 import random
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,6 +44,8 @@ import numpy as np
 import torch
 
 from lib.fileio import atomic_write
+
+FORMAT_VERSION = 2  # bump when the payload's layout changes; older files are then kept aside
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -49,23 +69,77 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
+# --------------------------------------------------------------------------- run names
+def _plain(value, where: str):
+    """``value`` as canonical JSON values (tuples as lists); ValueError for anything else."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError(f"{where} is NaN; a setting must equal itself")
+        return float(value)  # json writes repr(float): 1e-3 and 0.001 are the same setting
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise ValueError(f"{where} must be a plain value (None, bool, int, float, str, or a list or a "
+                     f"str-keyed dict of those), got {type(value).__name__} {value!r:.60}; "
+                     "pass e.g. float(x) or str(path)")
+
+
+def run_id(config: dict, n_steps: int, state_names) -> str:
+    """8 hex digits naming a run: sha256 of the canonical JSON (sorted keys) of
+    ``{"config": config, "n_steps": n_steps, "state": sorted(state_names)}``."""
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dict of the run's settings, got {type(config).__name__}")
+    key = {"config": _plain(config, "config"), "n_steps": int(n_steps), "state": sorted(state_names)}
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def run_checkpoint(checkpoint, config: dict, n_steps: int, state_names) -> Path:
+    """The file ``fit`` uses for this run: ``<stem>-<run_id><suffix>`` beside ``checkpoint``
+    (``out/voxels.pt`` -> ``out/voxels-1a2b3c4d.pt``). Pure: creates and reads nothing."""
+    p = Path(checkpoint)
+    return p.with_name(f"{p.stem}-{run_id(config, n_steps, state_names)}{p.suffix}")
+
+
+def _move_aside(path: Path, why: str) -> Path:
+    """Rename ``path`` to ``<path>.<why>-<UTC time>`` (a free name); the file is never deleted."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside, n = path.with_name(f"{path.name}.{why}-{stamp}"), 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.{why}-{stamp}-{n}"), n + 1
+    return path.rename(aside)
+
+
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, payload: dict) -> Path:
-    """``torch.save`` atomically (``lib.fileio.atomic_write``): a crash mid-write never leaves a
-    truncated checkpoint where the previous good one was."""
+    """``torch.save`` atomically (``lib.fileio.atomic_write``): never a truncated file."""
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint`; errors name the file and the fix."""
+    """Load a checkpoint with ``torch.load(weights_only=True)``: tensors, numbers, strings and
+    lists/dicts of those only, so a shared file cannot run code. ValueError names the file and
+    the reason (truncated, not a torch file, or holding a pickled object that is refused)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated or not a torch file
-        raise ValueError(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); "
-                         "delete it to start training from scratch") from e
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        if "weights only load failed" in str(e).lower():
+            raise ValueError(f"checkpoint {path} was refused: it holds a pickled object that "
+                             "torch.load(weights_only=True) does not allow (loading it could run code)") from e
+        raise ValueError(f"checkpoint {path} could not be read ({_brief(e)})") from e
+
+
+def _brief(e: Exception) -> str:  # "RuntimeError: the message on one line, at most 240 characters"
+    text = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())
+    return f"{type(e).__name__}: {text[:240]}{'...' * (len(text) > 240)}"
 
 
 def _get_state(obj):
@@ -73,10 +147,49 @@ def _get_state(obj):
 
 
 def _set_state(obj, state) -> None:
-    if isinstance(obj, torch.Generator):
-        obj.set_state(state)
-    else:
-        obj.load_state_dict(state)
+    (obj.set_state if isinstance(obj, torch.Generator) else obj.load_state_dict)(state)
+
+
+def _problem(ckpt, config: dict, n_steps: int, names) -> Optional[str]:
+    """Why ``ckpt`` cannot continue this run (None when it can)."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        return f"format version {found!r}, this code writes {FORMAT_VERSION}"
+    if not isinstance(ckpt.get("state"), dict) or set(ckpt["state"]) != set(names):
+        return f"state names {sorted(ckpt.get('state') or [])}, this run has {sorted(names)}"
+    if ckpt.get("config") != config:
+        return f"config {ckpt.get('config')!r}, this run has {config!r}"
+    step, rows = ckpt.get("step"), len(h) if isinstance(h := ckpt.get("history"), list) else -1
+    if not isinstance(step, int) or not 0 <= step <= n_steps or rows != step:
+        return f"step {step!r} with {rows} history rows, n_steps={n_steps}"
+    return None
+
+
+def _resume(path: Path, state: dict, config: dict, n_steps: int):
+    """Load ``path`` into ``state``: ``(ckpt, None)``, or ``(None, (kind, message))`` with every
+    object in ``state`` and the torch RNG as they were before."""
+    try:
+        ckpt = load_checkpoint(path)
+    except ValueError as e:
+        return None, ("unreadable", str(e))
+    reason = _problem(ckpt, config, n_steps, state)
+    if reason is not None:
+        return None, ("incompatible", f"checkpoint {path} is incompatible ({reason})")
+    snapshot = {name: copy.deepcopy(_get_state(obj)) for name, obj in state.items()}
+    rng = torch.get_rng_state()
+    loading = None
+    try:
+        for loading, obj in state.items():
+            _set_state(obj, ckpt["state"][loading])
+        loading = "torch_rng"
+        torch.set_rng_state(ckpt["torch_rng"])
+    except Exception as e:
+        for name, obj in state.items():
+            _set_state(obj, snapshot[name])
+        torch.set_rng_state(rng)
+        return None, ("incompatible", f"checkpoint {path} is incompatible: loading '{loading}' "
+                                      f"failed ({_brief(e)})")
+    return ckpt, None
 
 
 # --------------------------------------------------------------------------- the loop
@@ -85,57 +198,74 @@ def fit(step_fn: Callable[[int], dict], n_steps: int, state: dict, checkpoint=No
         stop_after: Optional[int] = None, config: Optional[dict] = None) -> list:
     """The one training loop: call ``step_fn(step)`` for ``step`` in ``[start, n_steps)``.
 
-    ``step_fn`` does the work of one step (sample a batch from its generator, forward, backward,
-    optimizer step) and returns a dict of floats to log (e.g. ``{"loss": 0.3}``). ``fit`` adds
-    the bookkeeping: a progress bar, the history, and checkpoints that make training resumable.
+    ``step_fn`` does one step (sample a batch from its generator, forward, backward, optimizer
+    step) and returns floats to log (``{"loss": 0.3}``); ``fit`` keeps the progress bar, the
+    history and checkpoints that make training resumable.
 
     Args:
         step_fn: ``step -> {name: float}``.
         n_steps: total number of steps (including those done before a resume).
         state: everything whose state must survive a restart, by name: modules, optimizers,
             schedulers (``state_dict``) and ``torch.Generator``s (``get_state``).
-        checkpoint: path of the checkpoint file, or None for none. When it exists, training
-            resumes from it (its ``state`` entries must match ``state``'s names).
+        checkpoint: a path such as ``f"{RUN_DIR}/voxels.pt"``, or None for none. The run's file
+            is ``run_checkpoint(checkpoint, config, n_steps, state)``; when it exists, training
+            resumes from it (or reuses it when finished). One printed line says which.
         checkpoint_every: steps between checkpoints (one is always written at the end).
+        desc: label of the progress bar and of the printed line.
         stop_after: stop after this many steps *of this call* (after checkpointing), as if the
             process had been killed; used by tests and to split long runs.
-        config: a dict saved in the checkpoint (e.g. the notebook's settings), for the record.
+        config: required with ``checkpoint``: the settings that shape the run (sizes, steps,
+            learning rates, loss weights, seed, mode, data identity) as plain JSON values.
     Returns:
         history: a list with one ``{"step": s, **metrics}`` dict per step, resumed ones included.
     """
     from tqdm.auto import tqdm
 
-    history, start = [], 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        ckpt = load_checkpoint(checkpoint)
-        missing = set(state) ^ set(ckpt["state"])
-        if missing:
-            raise ValueError(f"checkpoint {checkpoint} holds {sorted(ckpt['state'])} but `state` has "
-                             f"{sorted(state)}; delete the checkpoint or pass matching names")
-        for name, obj in state.items():
-            _set_state(obj, ckpt["state"][name])
-        torch.set_rng_state(ckpt["torch_rng"])
-        history, start = ckpt["history"], ckpt["step"]
+    if checkpoint is not None and config is None:
+        raise ValueError(f"fit(checkpoint={str(checkpoint)!r}) needs config=: a dict of the settings "
+                         "that shape this run (e.g. config=dict(steps=..., lr=..., seed=SEED, "
+                         "smoke=SMOKE)), so that other settings train a new run instead of reusing it")
+    config = _plain(config, "config") if config is not None else {}
+    path = None if checkpoint is None else run_checkpoint(checkpoint, config, n_steps, state)
+    history, start, resumed = [], 0, False
+    if path is not None:
+        note, ckpt = "", None
+        if path.exists():
+            ckpt, failed = _resume(path, state, config, n_steps)
+            if failed:
+                note = f"{failed[1]}; kept it as {_move_aside(path, failed[0]).name}; "
+        if ckpt is not None:
+            history, start, resumed = ckpt["history"], ckpt["step"], True
+            print(f"{desc}: reusing the finished run {path} ({start}/{n_steps} steps; change a setting "
+                  "in config to train anew)" if start == n_steps
+                  else f"{desc}: resuming {path} at step {start}/{n_steps}")
+        else:
+            stem = Path(checkpoint).stem
+            same = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{8}}{re.escape(path.suffix)}")
+            n = sum(bool(same.fullmatch(p.name)) for p in path.parent.glob("*") if p != path)
+            print(f"{desc}: {note}new run {path} ({n} other run{'s' * (n != 1)} of {stem} kept untouched)")
     end = n_steps if stop_after is None else min(n_steps, start + stop_after)
 
     def save(step):
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"step": step, "history": history, "config": config or {},
-                                         "state": {k: _get_state(v) for k, v in state.items()},
-                                         "torch_rng": torch.get_rng_state()})
+        if path is not None:
+            save_checkpoint(path, {"format": FORMAT_VERSION, "step": step, "history": history,
+                                   "config": config, "torch_rng": torch.get_rng_state(),
+                                   "state": {k: _get_state(v) for k, v in state.items()}})
 
     bar = tqdm(range(start, end), desc=desc, initial=start, total=n_steps, disable=not progress,
                mininterval=1.0)
     for step in bar:
         logs = {k: float(v) for k, v in step_fn(step).items()}
-        if any(not np.isfinite(v) for v in logs.values()):
+        if any(not math.isfinite(v) for v in logs.values()):
             save(step)  # keep what was learned so far
-            raise FloatingPointError(f"step {step}: non-finite metrics {logs}; the last good state is in "
-                                     f"{checkpoint} (lower the learning rate or check the inputs)")
+            kept = f"; the last good state is in {path}" if path else ""
+            raise FloatingPointError(f"step {step}: non-finite metrics {logs}{kept} "
+                                     "(lower the learning rate or check the inputs)")
         history.append({"step": step, **logs})
         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
         if (step + 1) % checkpoint_every == 0 and step + 1 < end:
             save(step + 1)
     bar.close()
-    save(end)
+    if end > start or not resumed:
+        save(end)
     return history

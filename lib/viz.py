@@ -1,4 +1,4 @@
-"""Pictures: image grids (matplotlib), GIF/MP4 writers (imageio), interactive 3D (plotly).
+"""Pictures: turntables, image grids (matplotlib), GIF/MP4 writers (imageio), interactive 3D (plotly).
 
 Images are (H, W, 3) or (N, H, W, 3) float in [0, 1] (torch or numpy) or uint8 arrays.
 
@@ -10,10 +10,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
 
+from lib.cameras import orbit_poses
 from lib.fileio import atomic_write
 
 
@@ -57,6 +59,85 @@ def save_mp4(frames, path, fps: float = 24) -> Path:
                 w.append_data(frame)
 
     return atomic_write(path, write)
+
+
+def save_video(frames, path, fps: float = 12) -> Path:
+    """Write (N, H, W, 3) frames as a GIF or an MP4, chosen by the suffix of ``path``."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"save_video: `path` must end in .gif or .mp4, got {str(path)!r}")
+    return (save_gif if suffix == ".gif" else save_mp4)(frames, path, fps)
+
+
+Render = Callable[[torch.Tensor], torch.Tensor]
+
+
+def turntable(render: Union[Render, Sequence[Render]], n_frames: int = 24, elevation: float = 20.0,
+              distance: float = 3.0, target=(0.0, 0.0, 0.0), batched: bool = False, device=None,
+              path=None, seconds: float = 4.0):
+    """Frames of a camera circling ``target`` once, rendered by ``render``; optionally written.
+
+    The cameras are ``lib.cameras.orbit_poses(n_frames, elevation, distance, target)``: azimuths
+    0, 360/n, ... degrees at a fixed elevation (degrees) and distance (world units), looking at
+    ``target``.
+
+    Args:
+        render: maps one (4, 4) c2w pose to an (H, W, C) image (C = 3 or 4, float in [0, 1]), or,
+            with ``batched=True``, all (n_frames, 4, 4) poses at once to (n_frames, H, W, C)
+            (renderers that take a batch of cameras, e.g. ``lib.render.render_mesh``). A list
+            of such callables renders each and puts their frames side by side (same height).
+            A single callable may also return a dict of tensors (e.g. ``rgb``, ``depth`` and
+            ``opacity`` of ``lib.render.volume.render_image``): each entry is stacked per frame,
+            and ``path`` gets the ``"rgb"`` entry.
+        n_frames, elevation, distance, target: the orbit.
+        batched: see ``render``.
+        device: where the poses are put before ``render`` sees them (None: CPU).
+        path: optional ``.gif`` or ``.mp4`` file to write the frames to (:func:`save_video`).
+        seconds: the clip's length when written: ``fps = n_frames / seconds``.
+    Returns:
+        (n_frames, H, W, C) float32 frames on the CPU (detached), or for a dict-valued ``render``
+        a dict of (n_frames, ...) CPU tensors.
+
+    Example:
+        >>> frames = turntable(lambda c2w: torch.full((8, 8, 3), float(c2w[2, 3] > 1)), n_frames=4)
+        >>> frames.shape, frames[:, 0, 0, 0].tolist()  # camera at z = 3 for azimuth 0, z ~ 0 or -3 after
+        (torch.Size([4, 8, 8, 3]), [1.0, 0.0, 0.0, 0.0])
+    """
+    renders = list(render) if isinstance(render, (list, tuple)) else [render]
+    if not renders or not all(callable(r) for r in renders):
+        raise ValueError(f"turntable: `render` must be a callable or a list of callables, got {render!r}")
+    if int(n_frames) < 1:
+        raise ValueError(f"turntable: n_frames must be >= 1, got {n_frames}")
+    poses = orbit_poses(int(n_frames), elevation, distance, target)
+    if device is not None:
+        poses = poses.to(device)
+    clips = [_render_clip(r, poses, batched) for r in renders]
+    if isinstance(clips[0], dict):
+        if len(clips) > 1:
+            raise ValueError("turntable: renders that return dicts cannot be put side by side; pass one")
+        if path is not None:
+            save_video(clips[0]["rgb"], path, fps=n_frames / seconds)
+        return clips[0]
+    if len({c.shape[1] for c in clips}) > 1:
+        raise ValueError(f"turntable: side-by-side renders need one height, got {[c.shape[1] for c in clips]}")
+    frames = torch.cat(clips, dim=2)
+    if path is not None:
+        save_video(frames, path, fps=n_frames / seconds)
+    return frames
+
+
+def _render_clip(render: Render, poses: torch.Tensor, batched: bool):
+    """(N, H, W, C) CPU frames (or a dict of (N, ...) tensors) of one render callable."""
+    outs = [render(poses)] if batched else [render(c2w) for c2w in poses]
+    if isinstance(outs[0], dict):
+        per_pose = (lambda v: v) if batched else (lambda v: torch.stack(v))  # noqa: E731
+        return {k: per_pose(outs[0][k] if batched else [o[k] for o in outs]).detach().cpu() for k in outs[0]}
+    out = outs[0] if batched else torch.stack([torch.as_tensor(o) for o in outs])
+    if not torch.is_tensor(out) or out.ndim != 4 or out.shape[0] != len(poses):
+        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise ValueError(f"turntable: `render` must give an (H, W, C) image per pose (or (N, H, W, C) "
+                         f"with batched=True, N = {len(poses)}), got {got}")
+    return out.detach().float().cpu()
 
 
 def save_image(image, path) -> Path:

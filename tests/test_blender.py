@@ -1,5 +1,6 @@
-"""lib.data.blender: the procedural scene in the Blender format, convention conversion on load and
-write, bad folders (missing image, malformed or incomplete json, mixed sizes), PyTorch3D NeRF files."""
+"""lib.data.blender and lib.data.still_life: the procedural scene in the Blender format, convention
+conversion on load and write, bad folders (missing image, malformed or incomplete json, mixed
+sizes), PyTorch3D NeRF files."""
 import json
 import math
 import shutil
@@ -11,7 +12,8 @@ import torch
 
 from lib import cameras
 from lib.data.blender import (BlenderFormatError, blender_to_lib, lib_to_blender, load_blender,
-                              load_pytorch3d_nerf, render_scene, scene_poses, write_blender_scene)
+                              load_pytorch3d_nerf, write_blender_split)
+from lib.data.still_life import SCENE_BOUNDS, _scene_params, render_scene, scene_poses, write_blender_scene
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,6 @@ def test_loaded_cameras_see_what_was_rendered(scene):
     torch.testing.assert_close(again[..., 3], d["alpha"], atol=1 / 255, rtol=0)
     torch.testing.assert_close(again[..., :3] * again[..., 3:], d["images"], atol=1.5 / 255, rtol=0)
     # and a point of the scene (the ball's centre) is in front of every camera, inside the image
-    from lib.data.blender import _scene_params
     uv, depth = cameras.project(_scene_params(3)["ball_c"][None].expand(1, 3), d["c2w"][0], d["K"])
     assert 0 < uv.min() and uv.max() < 24 and 2.0 < depth.item() < 6.0
 
@@ -98,6 +99,23 @@ def test_backgrounds(scene):
     assert empty.any() and (white["images"][empty] == 1).all() and (black["images"][empty] == 0).all()
     with pytest.raises(ValueError, match="background"):
         load_blender(scene, background="green")
+
+
+def test_written_split_loads_back_with_its_bounds(tmp_path):
+    """write_blender_split is load_blender's inverse: poses, images, near/far and the scene box
+    (given and returned in lib's y-up world, stored in Blender's z-up one) come back."""
+    c2w = scene_poses(3, "val", seed=1)
+    rgba = torch.rand(3, 10, 12, 4, generator=torch.Generator().manual_seed(0))
+    write_blender_split(tmp_path, "val", rgba, c2w, 0.8, near=1.5, far=4.5, scene_bounds=SCENE_BOUNDS,
+                        extra={"note": "test"})
+    d = load_blender(tmp_path, "val", background="black")
+    torch.testing.assert_close(d["c2w"], c2w, atol=1e-6, rtol=0)
+    torch.testing.assert_close(d["alpha"], rgba[..., 3], atol=0.5 / 255, rtol=0)
+    assert (d["near"], d["far"]) == (1.5, 4.5) and d["images"].shape == (3, 10, 12, 3)
+    torch.testing.assert_close(d["scene_bounds"], torch.tensor(SCENE_BOUNDS))
+    assert json.loads((tmp_path / "transforms_val.json").read_text())["note"] == "test"
+    with pytest.raises(ValueError, match="split"):
+        write_blender_split(tmp_path, "training", rgba, c2w, 0.8)
 
 
 def test_view_dependent_highlight_changes_with_viewpoint():

@@ -42,6 +42,19 @@ def test_world_up_projects_upwards():
     assert uv[1, 1] < uv[0, 1]  # higher in the world = smaller row index
 
 
+def test_project_into_a_batch_of_cameras_is_each_camera_in_turn():
+    c2w = cameras.orbit_poses(torch.tensor([0.0, 70.0, 200.0]), torch.tensor([10.0, 30.0, -20.0]), 2.5)
+    K = cameras.intrinsics_from_fov(45.0, (20, 30))
+    pts = torch.rand(7, 3, generator=torch.Generator().manual_seed(1)) - 0.5
+    for Ks in (K, K.expand(3, 3, 3)):
+        uv, z = cameras.project(pts, c2w, Ks)
+        assert uv.shape == (3, 7, 2) and z.shape == (3, 7)
+        for i in range(3):
+            one_uv, one_z = cameras.project(pts, c2w[i], K)
+            torch.testing.assert_close(uv[i], one_uv)
+            torch.testing.assert_close(z[i], one_z)
+
+
 @pytest.mark.parametrize("size", [(32, 32), (24, 40)])
 def test_unproject_then_project_round_trip(size):
     gen = torch.Generator().manual_seed(0)

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lib.data import download, sources
-from lib.data.download import DownloadError, Resource, extract_archive, fetch, sha256sum
+from lib.data.download import DownloadError, Resource, extract_archive, fetch_resource, sha256sum
 
 DATA = bytes(range(256)) * 64  # 16 KiB
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -82,7 +82,7 @@ def cache(tmp_path, monkeypatch):
 
 def _fetch(res, **kwargs):
     kwargs = {"retries": 0, "backoff": 0, "timeout": 5, "progress": False, **kwargs}
-    return fetch(res, **kwargs)
+    return fetch_resource(res, **kwargs)
 
 
 def _leftovers(cache):
@@ -276,10 +276,65 @@ def test_sources_registry():
     assert set(sources.COW_MESH) <= set(sources.SOURCES)
     for name, res in sources.SOURCES.items():
         assert isinstance(res, Resource) and res.description and res.manual, name
-    assert sources.get("cow_obj").urls == \
-        ["https://dl.fbaipublicfiles.com/pytorch3d/data/cow_mesh/cow.obj"]
+    assert sources.get("cow_obj").urls[1] == "https://dl.fbaipublicfiles.com/pytorch3d/data/cow_mesh/cow.obj"
     with pytest.raises(ValueError, match="known"):
         sources.get("horse")
+
+
+# The issue's table: bytes of learning3d/assignment1 at this commit, folder data/.
+COW_COMMIT = "e3c25fbd7a6ae8d0212cf00c791f621483e51a04"
+COW_PINS = {
+    "cow_obj": ("cow.obj", 330659, "62337f06b4aa4f2eaa95f854553a02039d853365a78b0a581c26ece5691a6d99"),
+    "cow_mtl": ("cow.mtl", 155, "ce6398d52486f81f2c329b1683ad4fedce970471aa36e589e05c5177432db6cb"),
+    "cow_texture": ("cow_texture.png", 78699,
+                    "cddabbae52a666173e7953e238b88340d285044dc20b36f8ed3f1a41db534fa5"),
+}
+
+
+def test_cow_is_pinned_with_the_immutable_mirror_first():
+    for name, (filename, size, sha) in COW_PINS.items():
+        res = sources.get(name)
+        assert (res.filename, res.size, res.sha256) == (filename, size, sha)
+        assert res.urls == [
+            f"https://raw.githubusercontent.com/learning3d/assignment1/{COW_COMMIT}/data/{filename}",
+            f"https://dl.fbaipublicfiles.com/pytorch3d/data/cow_mesh/{filename}"]
+
+
+def _local_cow(server, monkeypatch, files):
+    """Register a cow served by the local server under /gh/ then /pt3d/, pinned to ``files``."""
+    pinned = {name: (filename, len(data), hashlib.sha256(data).hexdigest(), "test cow")
+              for name, (filename, data) in files.items()}
+    local = sources._mirrored([server.url("/gh/"), server.url("/pt3d/")], "by hand", pinned)
+    monkeypatch.setattr(sources, "SOURCES", {**sources.SOURCES, **local})
+
+
+COW_FILES = {"cow_obj": ("cow.obj", b"mtllib cow.mtl\nv 0 0 0\n"),
+             "cow_mtl": ("cow.mtl", b"newmtl m\nmap_Kd cow_texture.png\n"),
+             "cow_texture": ("cow_texture.png", DATA)}
+
+
+def test_fetch_cow_mesh_is_verified_without_allow_unverified(server, cache, monkeypatch):
+    _local_cow(server, monkeypatch, COW_FILES)
+    for filename, data in COW_FILES.values():
+        server.files[f"/gh/{filename}"] = data
+    path = sources.fetch_cow_mesh(progress=False, retries=0)
+    assert path == cache / "cow.obj" and path.read_bytes() == COW_FILES["cow_obj"][1]
+    assert (cache / "cow.mtl").is_file() and (cache / "cow_texture.png").read_bytes() == DATA
+    assert [p for p, _, _ in server.log] == ["/gh/cow.obj", "/gh/cow.mtl", "/gh/cow_texture.png"]
+
+
+def test_second_mirror_with_other_bytes_is_rejected(server, cache, monkeypatch):
+    _local_cow(server, monkeypatch, COW_FILES)
+    obj = COW_FILES["cow_obj"][1]
+    server.files["/pt3d/cow.obj"] = obj.replace(b"0 0 0", b"0 0 1")  # same size, other bytes
+    with pytest.raises(DownloadError) as info:
+        sources.fetch("cow_obj", progress=False, retries=0)
+    msg = str(info.value)
+    assert server.url("/gh/cow.obj") in msg and "404" in msg
+    assert server.url("/pt3d/cow.obj") in msg and "checksum mismatch" in msg and "rejected" in msg
+    assert _leftovers(cache) == []
+    server.files["/gh/cow.obj"] = obj  # the pinned copy appears on the first mirror: accepted
+    assert sources.fetch("cow_obj", progress=False, retries=0).read_bytes() == obj
 
 
 def test_sources_unpinned_refused_before_network(cache):
@@ -353,8 +408,34 @@ def test_extract_zip_and_tar_gz(tmp_path):
         assert (out / "top.txt").read_bytes() == b"top"
         assert (out / "sub" / "dir" / "leaf.txt").read_bytes() == b"leaf"
     assert (tmp_path / "a_tgz" / "sub" / "link").read_bytes() == b"leaf"
-    with pytest.raises(ValueError, match="already exists"):
-        extract_archive(tmp_path / "a.zip", tmp_path / "a_zip")
+
+
+def test_extract_into_an_existing_empty_folder(tmp_path):
+    archive = _zip(tmp_path / "a.zip", {"top.txt": b"top"})
+    (tmp_path / "out").mkdir()
+    assert extract_archive(archive, tmp_path / "out") == tmp_path / "out"
+    assert sorted(os.listdir(tmp_path / "out")) == ["top.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["a.zip", "out"]  # no temporary folder left
+
+
+def test_extract_into_a_non_empty_folder_says_what_is_there(tmp_path):
+    archive = _zip(tmp_path / "a.zip", {"top.txt": b"new"})
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    for i in range(7):
+        (out / f"f{i}.txt").write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"(?s)is not empty: it holds 8 entries \(f0\.txt, f1\.txt, "
+                                         r"f2\.txt, f3\.txt, f4\.txt, \.\.\. \(3 more\)\)"
+                                         r".*new or empty folder.*shutil\.rmtree"):
+        extract_archive(archive, out)
+    assert (out / "f0.txt").read_bytes() == b"old" and len(os.listdir(out)) == 8  # untouched
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        extract_archive(archive, tmp_path / "file")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "sub").mkdir()
+    with pytest.raises(ValueError, match=r"holds 1 entry \(sub/\)"):
+        extract_archive(archive, tmp_path / "one")
 
 
 def test_fetch_extracts_once(server, cache, tmp_path):

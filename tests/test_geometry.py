@@ -1,9 +1,10 @@
-"""lib.geometry and lib.mesh: surfaces, sampling statistics against PyTorch3D, colour gradients."""
+"""lib.geometry and the TriMesh container: surfaces, sampling statistics against PyTorch3D, colour
+gradients, input checks (the mesh queries are tests/test_mesh.py)."""
 import pytest
 import torch
 
 from lib import geometry
-from lib.mesh import TriMesh, concat_meshes
+from lib.mesh import TriMesh, concat_meshes, face_areas
 from lib.primitives import box
 
 
@@ -20,7 +21,7 @@ def _stretched_mesh():
 
 
 def test_sample_surface_matches_pytorch3d_statistics():
-    from pytorch3d.ops import sample_points_from_meshes
+    sample_points_from_meshes = pytest.importorskip("pytorch3d.ops").sample_points_from_meshes
 
     mesh, n = _stretched_mesh(), 40_000
     torch.manual_seed(0)
@@ -30,7 +31,8 @@ def test_sample_surface_matches_pytorch3d_statistics():
     torch.testing.assert_close(torch.cov(ours.T), torch.cov(theirs.T), atol=0.02, rtol=0.05)
     # Area fraction of the small box vs the share of samples that land there.
     small = mesh.verts[mesh.faces].mean(1)[:, 0] > 1.5
-    area_share = (mesh.face_areas()[small].sum() / mesh.face_areas().sum()).item()
+    areas = face_areas(mesh.verts, mesh.faces)
+    area_share = (areas[small].sum() / areas.sum()).item()
     assert small[face].float().mean().item() == pytest.approx(area_share, abs=0.01)
     assert (theirs[:, 0] > 1.5).float().mean().item() == pytest.approx(area_share, abs=0.01)
 
@@ -73,7 +75,21 @@ def test_trimesh_rejects_bad_input_with_named_fields():
         TriMesh(v, f, vert_colors=torch.rand(3, 3))
 
 
-def test_vertex_normals_point_outwards_on_a_box():
-    mesh = box(sharp=False)  # 8 shared corners: normals average the three sides
-    n = mesh.vertex_normals()
-    assert ((n * mesh.verts).sum(-1) > 0).all()
+def test_batched_sampling_is_the_single_mesh_sampling_per_row():
+    """sample_surface is sample_surface_batched with B = 1; rows of a batch follow their own
+    mesh, and the points carry gradients to the vertices."""
+    mesh = _stretched_mesh()
+    one, face = geometry.sample_surface(mesh, 300, generator=torch.Generator().manual_seed(2))
+    gen = torch.Generator().manual_seed(2)
+    batch, faces_b = geometry.sample_surface_batched(mesh.verts[None], mesh.faces, 300, gen)
+    assert torch.equal(batch[0], one) and torch.equal(faces_b[0], face)
+    verts = torch.stack([mesh.verts, 2 * mesh.verts]).requires_grad_(True)
+    pts, idx = geometry.sample_surface_batched(verts, mesh.faces, 500, torch.Generator().manual_seed(3))
+    assert pts.shape == (2, 500, 3) and idx.shape == (2, 500)
+    # each point is its face's barycentric mix: inside the face's bounding box
+    tri = verts.detach()[:, mesh.faces][torch.arange(2)[:, None], idx]  # (2, 500, 3, 3) corners of each point's face
+    assert ((pts.detach() >= tri.amin(2) - 1e-6) & (pts.detach() <= tri.amax(2) + 1e-6)).all()
+    pts.sum().backward()
+    assert verts.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"\(B, V, 3\)"):
+        geometry.sample_surface_batched(mesh.verts, mesh.faces, 10)

@@ -1,56 +1,137 @@
-"""lib.losses and lib.metrics against PyTorch3D and hand-worked values."""
+"""lib.losses against slow references, hand-worked values and (where installed) PyTorch3D.
+
+Tests that compare with PyTorch3D skip cleanly without it; the rest run anywhere."""
+import importlib.util
+import math
+
 import pytest
 import torch
 
 from lib import losses as L
-from lib import metrics as M
 from lib import primitives as P
 
-pytorch3d = pytest.importorskip("pytorch3d")
-from pytorch3d.loss import chamfer_distance as p3d_chamfer  # noqa: E402
-from pytorch3d.loss import mesh_edge_loss, mesh_laplacian_smoothing, mesh_normal_consistency  # noqa: E402
-from pytorch3d.structures import Meshes  # noqa: E402
+HAS_P3D = importlib.util.find_spec("pytorch3d") is not None
+needs_p3d = pytest.mark.skipif(not HAS_P3D, reason="PyTorch3D is not installed (parity test only)")
 
 
-# ------------------------------------------------------------------------------ chamfer
+# ------------------------------------------------------------------- nearest neighbours, chamfer
 def _chamfer_slow(x, y):
-    """(B,) chamfer from the full distance matrix: the reference."""
+    """(B,) chamfer from the full distance matrix in float64: the reference."""
     d = torch.cdist(x.double(), y.double()).pow(2)  # (B, N, M)
     return (d.min(2).values.mean(1) + d.min(1).values.mean(1)).to(x.dtype)
 
 
 @pytest.mark.parametrize("B, N, M", [(1, 1, 1), (1, 50, 7), (3, 100, 80), (2, 513, 1000)])
-def test_chamfer_matches_pytorch3d_and_slow_reference(B, N, M):
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_torch_chamfer_matches_slow_reference(B, N, M, chunk):
     g = torch.Generator().manual_seed(N + M)
     x, y = torch.randn(B, N, 3, generator=g), torch.randn(B, M, 3, generator=g)
-    cd = L.chamfer_distance(x, y)
+    d2, idx = L.nearest_neighbors(x, y, backend="torch", chunk=chunk)
+    assert d2.shape == idx.shape == (B, N) and idx.dtype == torch.int64
+    ref = torch.cdist(x.double(), y.double()).pow(2).min(2)
+    torch.testing.assert_close(d2.double(), ref.values, rtol=1e-5, atol=1e-6)
+    cd = L.chamfer_distance(x, y, backend="torch")
     assert cd.shape == (B,)
     torch.testing.assert_close(cd, _chamfer_slow(x, y), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(cd.mean(), p3d_chamfer(x, y)[0], rtol=1e-5, atol=1e-6)
 
 
-def test_chamfer_gradients_match_pytorch3d():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 64, 3, generator=g, requires_grad=True)
-    y = torch.randn(2, 48, 3, generator=g)
-    (gx,) = torch.autograd.grad(L.chamfer_distance(x, y).mean(), x)
-    (gx_ref,) = torch.autograd.grad(p3d_chamfer(x, y)[0], x)
-    torch.testing.assert_close(gx, gx_ref)
-
-
-def test_chamfer_unbatched_zero_and_errors():
+def test_chamfer_hand_worked_values_and_shapes():
+    # one point against one point at distance 0.5: 0.25 each way, summed
+    assert L.chamfer_distance(torch.zeros(1, 3), torch.tensor([[0.0, 0.5, 0.0]])).item() == pytest.approx(0.5)
+    # a grid of spacing 0.1 shifted by 0.03: every nearest neighbour is 0.03 away, CD = 2 * 0.03^2
+    ax = torch.arange(5, dtype=torch.float64) * 0.1
+    grid = torch.stack(torch.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    shifted = grid + torch.tensor([0.0, 0.03, 0.0], dtype=torch.float64)
+    assert L.chamfer_distance(grid, shifted).item() == pytest.approx(2 * 0.03 ** 2, rel=1e-9)
+    # y = the grid and a copy moved by 1 along x: x -> y is 0; a moved point at x + 1 is nearest to
+    # the grid's x = 0.4 face, (x + 0.6)^2 for x in 0, .1, .., .4 averages 0.66, over half of y: 0.33
+    far = torch.cat([grid, grid + torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)])
+    assert L.chamfer_distance(grid[None], far[None]).item() == pytest.approx(0.33, rel=1e-9)
     pts = torch.rand(30, 3)
-    assert L.chamfer_distance(pts, pts).shape == (1,)
-    assert float(L.chamfer_distance(pts, pts)) == 0.0
-    # one point against one point at distance 0.5: 0.25 each way
-    torch.testing.assert_close(L.chamfer_distance(torch.zeros(1, 3), torch.tensor([[0.0, 0.5, 0.0]])),
-                               torch.tensor([0.5]))
+    assert L.chamfer_distance(pts, pts).shape == ()  # unbatched in, 0-d out
+    assert L.chamfer_distance(pts, pts).item() == 0.0
+    d2, idx = L.nearest_neighbors(pts, pts.flip(0))
+    assert d2.shape == idx.shape == (30,) and (idx == torch.arange(29, -1, -1)).all()
+
+
+def test_chamfer_gradients_reach_both_clouds():
+    x = torch.tensor([[0.0, 0.0, 0.0]], requires_grad=True)
+    y = torch.tensor([[0.0, 0.5, 0.0], [3.0, 0.0, 0.0]], requires_grad=True)
+    L.chamfer_distance(x, y, backend="torch").backward()
+    # CD = |x - y0|^2 + (|y0 - x|^2 + |y1 - x|^2) / 2; d/dx = 2 (x - y0) + (x - y0) + (x - y1)
+    torch.testing.assert_close(x.grad, torch.tensor([[-3.0, -1.5, 0.0]]))
+    torch.testing.assert_close(y.grad, torch.tensor([[0.0, 1.5, 0.0], [3.0, 0.0, 0.0]]))
+
+
+def test_chamfer_and_nearest_neighbors_errors():
+    pts = torch.rand(30, 3)
     with pytest.raises(ValueError, match=r"`x` must be \(B, N, 3\)"):
         L.chamfer_distance(torch.rand(2, 10, 2), pts)
     with pytest.raises(ValueError, match="batch size"):
         L.chamfer_distance(torch.rand(2, 10, 3), torch.rand(3, 10, 3))
     with pytest.raises(ValueError, match="no points"):
         L.chamfer_distance(torch.rand(0, 3), pts)
+    with pytest.raises(ValueError, match="backend"):
+        L.nearest_neighbors(pts, pts, backend="faiss")
+
+
+def test_auto_backend_is_torch_on_cpu():
+    assert L._knn_backend("auto", torch.device("cpu")) == "torch"
+    assert L._knn_backend("pytorch3d", torch.device("cpu")) == "pytorch3d"
+
+
+@needs_p3d
+@pytest.mark.parametrize("B, N, M", [(1, 1, 1), (3, 100, 80), (2, 513, 1000)])
+def test_nearest_neighbors_match_pytorch3d_knn_points(B, N, M):
+    from pytorch3d.ops import knn_points
+
+    g = torch.Generator().manual_seed(B * N + M)
+    x, y = torch.randn(B, N, 3, generator=g), torch.randn(B, M, 3, generator=g)
+    ref = knn_points(x, y, K=1)
+    for backend in ("torch", "pytorch3d"):
+        d2, idx = L.nearest_neighbors(x, y, backend=backend)
+        torch.testing.assert_close(d2, ref.dists[..., 0], rtol=1e-5, atol=1e-6)
+        assert (idx == ref.idx[..., 0]).float().mean() > 0.99  # ties at float precision may differ
+
+
+@needs_p3d
+def test_chamfer_and_its_gradients_match_pytorch3d():
+    from pytorch3d.loss import chamfer_distance as p3d_chamfer
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 64, 3, generator=g, requires_grad=True)
+    y = torch.randn(2, 48, 3, generator=g, requires_grad=True)
+    ref = p3d_chamfer(x, y)[0]
+    gx_ref, gy_ref = torch.autograd.grad(ref, (x, y))
+    for backend in ("torch", "pytorch3d"):
+        cd = L.chamfer_distance(x, y, backend=backend)
+        torch.testing.assert_close(cd.mean(), ref, rtol=1e-5, atol=1e-6)
+        gx, gy = torch.autograd.grad(cd.mean(), (x, y))
+        torch.testing.assert_close(gx, gx_ref)
+        torch.testing.assert_close(gy, gy_ref)
+
+
+def test_colored_chamfer_hand_worked_and_consistent_with_chamfer():
+    p, pc = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0]]]), torch.tensor([[[1.0, 0, 0], [0.0, 1, 0]]])
+    q, qc = torch.tensor([[[0.0, 0.1, 0]]]), torch.tensor([[[1.0, 0, 0]]])
+    cd, cl = L.colored_chamfer(p, pc, q, qc)
+    # p -> q: 0.01 and 1.01 (mean 0.51); q -> p: 0.01. Colours: p0 exact, p1 off by (1, 1, 0): mean
+    # |error| 2/6 over p's 6 numbers; q's nearest is p0, exact: 0. Average of the two directions: 1/6
+    torch.testing.assert_close(cd, torch.tensor(0.52))
+    torch.testing.assert_close(cl, torch.tensor(0.5 * (1 / 3 + 0.0)))
+    g = torch.Generator().manual_seed(0)
+    p, pc, q, qc = (torch.rand(2, n, 3, generator=g) for n in (50, 50, 40, 40))
+    cd, cl = L.colored_chamfer(p, pc, q, qc)
+    torch.testing.assert_close(cd, L.chamfer_distance(p, q).mean())
+    cd0, cl0 = L.colored_chamfer(p, pc, p, pc)
+    assert cd0.item() == 0.0 and cl0.item() == 0.0
+
+
+def test_colored_chamfer_bad_shapes_raise():
+    with pytest.raises(ValueError, match="pred_points"):
+        L.colored_chamfer(torch.zeros(2, 5, 2), torch.zeros(2, 5, 3), torch.zeros(2, 4, 3), torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match="must match"):
+        L.colored_chamfer(torch.zeros(2, 5, 3), torch.zeros(2, 6, 3), torch.zeros(2, 4, 3), torch.zeros(2, 4, 3))
 
 
 # ----------------------------------------------------------------------------- voxel BCE
@@ -76,8 +157,12 @@ def _meshes():
     return [(noisy, sphere.faces), (box.verts * 0.3, box.faces), (lonely, box.faces)]
 
 
+@needs_p3d
 @pytest.mark.parametrize("k", range(3))
 def test_laplacian_matches_pytorch3d_uniform(k):
+    from pytorch3d.loss import mesh_laplacian_smoothing
+    from pytorch3d.structures import Meshes
+
     verts, faces = _meshes()[k]
     verts = verts.clone().requires_grad_(True)
     ours = L.mesh_laplacian_smoothing(verts, faces)
@@ -88,8 +173,12 @@ def test_laplacian_matches_pytorch3d_uniform(k):
     torch.testing.assert_close(g1, g2)
 
 
+@needs_p3d
 @pytest.mark.parametrize("k", range(2))
 def test_edge_and_normal_losses_match_pytorch3d(k):
+    from pytorch3d.loss import mesh_edge_loss, mesh_normal_consistency
+    from pytorch3d.structures import Meshes
+
     verts, faces = _meshes()[k]
     m = Meshes([verts], [faces])
     torch.testing.assert_close(L.mesh_edge_length(verts, faces), mesh_edge_loss(m).reshape(()))
@@ -109,47 +198,40 @@ def test_laplacian_of_a_flat_grid_interior_is_zero_and_errors():
         L.mesh_laplacian_smoothing(verts, faces + 3)
 
 
-# --------------------------------------------------------------------------------- metrics
-def test_voxel_iou_hand_worked():
-    a = torch.zeros(4, 4, 4, dtype=torch.bool)
-    b = torch.zeros(4, 4, 4, dtype=torch.bool)
-    a[:2], b[1:3] = True, True  # 32 and 32 voxels, 16 shared, union 48
-    assert float(M.voxel_iou(a, b)) == pytest.approx(1 / 3)
-    assert float(M.voxel_iou(a, a)) == 1.0
-    assert float(M.voxel_iou(a, ~a)) == 0.0
-    assert float(M.voxel_iou(b & ~b, a & ~a)) == 1.0  # both empty
-    batched = M.voxel_iou(torch.stack([a, a]), torch.stack([b, a]))
-    torch.testing.assert_close(batched, torch.tensor([1 / 3, 1.0]))
-    with pytest.raises(ValueError, match="bool"):
-        M.voxel_iou(a.float(), b)
-    with pytest.raises(ValueError, match="same shape"):
-        M.voxel_iou(a, b[:2])
+def test_batched_laplacian_is_the_per_mesh_loss():
+    sphere = P.ico_sphere(2)
+    verts = sphere.verts + 0.05 * torch.randn(3, *sphere.verts.shape, generator=torch.Generator().manual_seed(0))
+    want = torch.stack([L.mesh_laplacian_smoothing(v, sphere.faces) for v in verts])
+    got = L.mesh_laplacian_smoothing(verts, sphere.faces)
+    assert got.shape == (3,)
+    torch.testing.assert_close(got, want)
 
 
-def test_chamfer_l2_is_the_loss_without_grad():
-    x = torch.rand(40, 3, requires_grad=True)
-    y = torch.rand(30, 3)
-    cd = M.chamfer_l2(x, y)
-    assert cd.shape == () and not cd.requires_grad
-    torch.testing.assert_close(cd, L.chamfer_distance(x, y)[0].detach())
+def test_edge_length_and_normal_consistency_hand_worked():
+    # two triangles folded 90 degrees along the edge (0, 1): normals (0, 0, 1) and (0, 1, 0)
+    verts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    faces = torch.tensor([[0, 1, 2], [1, 0, 3]])
+    torch.testing.assert_close(L.mesh_normal_consistency(verts, faces), torch.tensor(1.0))  # 1 - cos 90
+    flat = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0]])
+    assert L.mesh_normal_consistency(flat, faces).abs().item() < 1e-6
+    # edges: (0,1) 1, (0,2) 1, (1,2) sqrt 2, (0,3) 1, (1,3) sqrt 2 -> mean squared length 7 / 5
+    torch.testing.assert_close(L.mesh_edge_length(verts, faces), torch.tensor(7 / 5))
 
 
-def test_f_score_hand_worked():
+# ---------------------------------------------------------------------------------- eikonal: test_sdf.py
+# ------------------------------------------------------------------------------- VAE-GAN losses
+def test_kl_divergence_matches_torch_distributions():
+    from torch.distributions import Normal, kl_divergence
+
     g = torch.Generator().manual_seed(0)
-    pts = torch.rand(500, 3, generator=g)
-    same = M.f_score(pts, pts)
-    assert all(v == (1.0, 1.0, 1.0) for v in same.values())
-    assert sorted(same) == list(M.DEFAULT_THRESHOLDS)
-    # a grid with spacing 0.1 shifted by 0.02: every nearest neighbour is exactly 0.02 away
-    ax = torch.arange(5) * 0.1
-    grid = torch.stack(torch.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
-    shifted = grid + torch.tensor([0.02, 0.0, 0.0])
-    fs = M.f_score(shifted, grid, thresholds=(0.01, 0.03))
-    assert fs[0.01] == (0.0, 0.0, 0.0)
-    assert fs[0.03] == (1.0, 1.0, 1.0)
-    # half the prediction far away: precision 0.5, recall 1, F1 = 2/3
-    pred = torch.cat([grid, grid + 10.0])
-    p, r, f = M.f_score(pred, grid, thresholds=(0.01,))[0.01]
-    assert (p, r) == (0.5, 1.0) and f == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="non-empty"):
-        M.f_score(torch.zeros(0, 3), grid)
+    mu, logvar = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
+    ref = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
+    torch.testing.assert_close(L.kl_divergence(mu, logvar), ref)
+    assert L.kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)).item() == 0.0
+
+
+def test_gan_losses_hand_values():
+    z = torch.zeros(4)  # D = 1/2 everywhere: log 2 per term
+    assert L.generator_adv_loss(z).item() == pytest.approx(math.log(2))
+    assert L.discriminator_loss(z, z).item() == pytest.approx(2 * math.log(2))
+    assert L.discriminator_loss(torch.full((4,), 20.0), torch.full((4,), -20.0)).item() < 1e-6

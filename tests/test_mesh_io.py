@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 from lib import primitives as P
-from lib.data import procedural as D
+from lib.data.furniture import chair
+from lib.data.toy_animal import toy_animal, write_toy_animal
 from lib.data.mesh_io import load_obj, save_obj
-from lib.mesh import TriMesh
+from lib.mesh import TriMesh, edge_face_counts
 
 
 def write(path: Path, text: str) -> Path:
@@ -30,7 +31,7 @@ def test_round_trip_plain(tmp_path):
 
 
 def test_round_trip_colours_and_labels(tmp_path):
-    m = next(c for c in map(D.chair, range(20)) if 3 not in c.face_labels.tolist())
+    m = next(c for c in map(chair, range(20)) if 3 not in c.face_labels.tolist())
     # a chair without arms: 'arms' is a label with no faces, and must survive the trip
     out = load_obj(save_obj(tmp_path / "chair.obj", m))
     assert torch.equal(out.verts, m.verts) and torch.equal(out.faces, m.faces)
@@ -48,7 +49,7 @@ def test_round_trip_labels_not_contiguous(tmp_path):
 
 
 def test_round_trip_textured(tmp_path):
-    m = D.toy_animal(0, resolution=32)
+    m = toy_animal(0, resolution=32)
     path = save_obj(tmp_path / "toy.obj", m)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.mtl", "toy.obj", "toy_texture.png"]
     out = load_obj(path)
@@ -68,9 +69,9 @@ def test_round_trip_uvs_without_texture_and_overwrite(tmp_path):
 
 
 def test_write_toy_animal_reads_back(tmp_path):
-    out = load_obj(D.write_toy_animal(tmp_path / "toy", seed=1))
+    out = load_obj(write_toy_animal(tmp_path / "toy", seed=1))
     assert out.texture.shape == (256, 256, 3) and out.faces_uvs.shape == out.faces.shape
-    assert (P.edge_face_counts(out.faces) == 2).all()
+    assert (edge_face_counts(out.faces) == 2).all()
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -117,7 +118,7 @@ def test_mtl_with_options_and_several_materials(tmp_path):
 
 def test_parity_with_pytorch3d(tmp_path):
     p3d_io = pytest.importorskip("pytorch3d.io")
-    m = D.toy_animal(3, resolution=32)
+    m = toy_animal(3, resolution=32)
     path = save_obj(tmp_path / "toy.obj", m)
     ours = load_obj(path)
     verts, faces, aux = p3d_io.load_obj(path, load_textures=True)
@@ -152,6 +153,13 @@ def test_missing_file_names_path_and_hint(tmp_path):
     (CUBE_V + "f -9 1 2\n", 9, r"vertex index -9 is out of range: only 8"),
     (CUBE_V + "vt 0 0\nf 1/1 2/2 3/5\n", 10, r"texture coordinate index 5 is out of range: the file has 1 'vt'"),
     (CUBE_V + "vt 0 0\nf 1/1 2 3\n", 10, r"face .* mixes corners with and without texture"),
+    ("v 0 0 0\nv 1 nan 0\n", 2, r"expected finite numbers, got 'nan' in 'v 1 nan 0'"),
+    ("v 0 0 0\nv 1 0 -inf\n", 2, r"expected finite numbers, got '-inf'"),
+    ("v 0 0 1e999\n", 1, r"expected finite numbers, got '1e999'"),  # overflows to inf
+    ("v 0 0 0 1 NaN 1\n", 1, r"expected finite numbers, got 'NaN'"),  # a vertex colour
+    (CUBE_V + "vt 0.5 inf\n", 9, r"expected finite numbers, got 'inf' in 'vt 0\.5 inf'"),
+    (CUBE_V + "vn 0 0 1\nvn nan 0 1\n", 10, r"expected finite numbers, got 'nan' in 'vn nan 0 1'"),
+    (CUBE_V + "vn 0 1\n", 9, r"expected 'vn x y z' with 3 numbers, got 'vn 0 1'"),
 ])
 def test_malformed_lines_name_file_and_line(tmp_path, body, line, pattern):
     path = write(tmp_path / "cow.obj", body)

@@ -1,7 +1,12 @@
-"""lib.models.multi_view: order invariance, shapes, pose width, KL annealing, losses, learning, errors."""
+"""lib.models.multi_view and the multi-view half of lib.recon: order invariance, shapes, pose width,
+KL annealing, the VAE-GAN step, colour targets, learning, errors. (Its losses: tests/test_losses.py.)"""
+import importlib.util
+
 import pytest
 import torch
 
+from lib import recon
+from lib.losses import colored_chamfer
 from lib.models import multi_view as mv
 
 S = 32  # small views keep the tests fast
@@ -26,7 +31,7 @@ def _perms(v, n=4, seed=1):
 # ----------------------------------------------------------------------- pooling
 @pytest.mark.parametrize("mode", ["mean", "max", "maxmean"])
 @pytest.mark.parametrize("shape", [(1, 1, 4), (2, 6, 5), (3, 4, 7)])
-def test_pool_views_matches_loop_reference_and_is_order_invariant(mode, shape):
+def test_view_pool_matches_loop_reference_and_is_order_invariant(mode, shape):
     feats = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     b, v, c = shape
     ref = torch.zeros(b, 2 * c if mode == "maxmean" else c)
@@ -35,15 +40,25 @@ def test_pool_views_matches_loop_reference_and_is_order_invariant(mode, shape):
         for j in range(v):
             mx, sm = torch.maximum(mx, feats[i, j]), sm + feats[i, j]
         ref[i] = {"mean": sm / v, "max": mx, "maxmean": torch.cat([mx, sm / v])}[mode]
-    out = mv.pool_views(feats, mode)
+    pool = mv.ViewPool(mode)
+    out = pool(feats)
     torch.testing.assert_close(out, ref)
     for perm in _perms(v):
-        assert (mv.pool_views(feats[:, perm], mode) - out).abs().max() <= 1e-6
+        assert (pool(feats[:, perm]) - out).abs().max() <= 1e-6
 
 
-def test_pool_views_rejects_unknown_mode():
+def test_view_pool_rejects_unknown_mode():
     with pytest.raises(ValueError, match="pooling mode"):
-        mv.pool_views(torch.zeros(1, 2, 3), "sum")
+        mv.ViewPool("sum")
+
+
+def test_small_conv_encoder_shapes_and_per_view_independence():
+    enc = mv.SmallConvEncoder(image_size=S, out_dim=24)
+    x = _views(1, 4)[0]  # (4, 3, S, S)
+    with torch.no_grad():
+        f = enc(x)
+        assert f.shape == (4, 24)
+        torch.testing.assert_close(enc(x[2:3]), f[2:3])  # no batch statistics
 
 
 # ----------------------------------------------------------------------- point model
@@ -93,65 +108,23 @@ def test_point_net_training_reduces_the_loss():
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     logs = []
     for _ in range(60):
-        cd, cl = mv.colored_chamfer(*net(x), gt_pts, gt_rgb)
+        cd, cl = colored_chamfer(*net(x), gt_pts, gt_rgb)
         opt.zero_grad(); (cd + cl).backward(); opt.step()
         logs.append((cd.item(), cl.item()))
     assert logs[-1][0] < 0.3 * logs[0][0] and logs[-1][1] < 0.6 * logs[0][1]
 
 
-# ----------------------------------------------------------------------- losses
-def test_colored_chamfer_matches_lib_chamfer_and_nearest_colours():
-    from lib.losses import chamfer_distance
-
-    g = torch.Generator().manual_seed(0)
-    p, q = torch.rand(2, 50, 3, generator=g), torch.rand(2, 70, 3, generator=g)
-    pc, qc = torch.rand(2, 50, 3, generator=g), torch.rand(2, 70, 3, generator=g)
-    cd, cl = mv.colored_chamfer(p, pc, q, qc)
-    torch.testing.assert_close(cd, chamfer_distance(p, q).mean())
-    d = torch.cdist(p, q)  # brute-force nearest neighbours
-    ref = 0.5 * ((pc - torch.gather(qc, 1, d.argmin(2)[..., None].expand(-1, -1, 3))).abs().mean()
-                 + (torch.gather(pc, 1, d.argmin(1)[..., None].expand(-1, -1, 3)) - qc).abs().mean())
-    torch.testing.assert_close(cl, ref)
-    cd0, cl0 = mv.colored_chamfer(p, pc, p, pc)
-    assert cd0.item() < 1e-10 and cl0.item() < 1e-7
-
-
-def test_colored_chamfer_bad_shapes_raise():
-    with pytest.raises(ValueError, match="pred_points"):
-        mv.colored_chamfer(torch.zeros(2, 5, 2), torch.zeros(2, 5, 3), torch.zeros(2, 4, 3), torch.zeros(2, 4, 3))
-    with pytest.raises(ValueError, match="must match"):
-        mv.colored_chamfer(torch.zeros(2, 5, 3), torch.zeros(2, 6, 3), torch.zeros(2, 4, 3), torch.zeros(2, 4, 3))
-
-
-def test_kl_divergence_matches_torch_distributions():
-    from torch.distributions import Normal, kl_divergence
-
-    g = torch.Generator().manual_seed(0)
-    mu, logvar = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
-    ref = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
-    torch.testing.assert_close(mv.kl_divergence(mu, logvar), ref)
-    assert mv.kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)).item() == 0.0
-
-
+# ----------------------------------------------------------------------- KL schedule
 @pytest.mark.parametrize("step,expected", [(0, 0.0), (5, 0.0), (10, 0.0), (15, 0.25), (20, 0.5), (30, 1.0), (500, 1.0)])
 def test_kl_weight_schedule_values(step, expected):
-    assert mv.kl_weight(step, warmup_steps=20, beta_max=1.0, delay=10) == pytest.approx(expected)
+    assert recon.kl_weight(step, warmup_steps=20, beta_max=1.0, delay=10) == pytest.approx(expected)
 
 
 def test_kl_weight_schedule_edges():
-    assert mv.kl_weight(0, 0, 0.3) == pytest.approx(0.3)  # no warm-up: full weight at once
-    assert mv.kl_weight(50, 100, 2e-3) == pytest.approx(1e-3)
+    assert recon.kl_weight(0, 0, 0.3) == pytest.approx(0.3)  # no warm-up: full weight at once
+    assert recon.kl_weight(50, 100, 2e-3) == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="warmup_steps"):
-        mv.kl_weight(0, -1)
-
-
-def test_gan_losses_values():
-    import math
-
-    z = torch.zeros(4)
-    assert mv.generator_adv_loss(z).item() == pytest.approx(math.log(2))
-    assert mv.discriminator_loss(z, z).item() == pytest.approx(2 * math.log(2))
-    assert mv.discriminator_loss(torch.full((4,), 20.0), torch.full((4,), -20.0)).item() < 1e-6
+        recon.kl_weight(0, -1)
 
 
 # ----------------------------------------------------------------------- VAE-GAN
@@ -190,11 +163,11 @@ def test_pose_changes_the_per_view_input_width_and_the_output():
 
 def test_encode_pose_layout():
     c2w = _poses(2, 3)
-    enc = mv.encode_pose(c2w)
+    enc = mv.MultiViewEncoder.encode_pose(c2w)
     assert enc.shape == (2, 3, mv.POSE_DIM)
     torch.testing.assert_close(enc[1, 2], c2w[1, 2, :3, :4].reshape(-1))
     with pytest.raises(ValueError, match=r"\(\.\.\., 4, 4\)"):
-        mv.encode_pose(torch.zeros(2, 3, 4))
+        mv.MultiViewEncoder.encode_pose(torch.zeros(2, 3, 4))
 
 
 @pytest.mark.parametrize("batch,n_views", [(1, 1), (2, 4)])
@@ -249,20 +222,22 @@ def test_vaegan_steps_reduce_the_reconstruction_loss():
     opt_ae = torch.optim.Adam(m.ae_parameters(), lr=3e-3)
     opt_d = torch.optim.Adam(m.discriminator.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
-    logs = [mv.vaegan_step(m, opt_ae, opt_d, x, vox, c, beta=mv.kl_weight(s, 10, 1e-3), pos_weight=2.0, generator=g)
+    logs = [recon.vaegan_step(m, opt_ae, opt_d, x, vox, c, beta=recon.kl_weight(s, 10, 1e-3), pos_weight=2.0,
+                              generator=g)
             for s in range(30)]
     assert set(logs[0]) == {"loss", "recon", "kl", "adv", "d_loss"}
     assert logs[-1]["recon"] < 0.5 * logs[0]["recon"]
 
 
 # ----------------------------------------------------------------------- colour targets
+@pytest.mark.skipif(importlib.util.find_spec("pytorch3d") is None, reason="the oracle renders with PyTorch3D")
 def test_colors_from_views_recovers_vertex_colours():
     """Oracle: unlit renders of a vertex-coloured chair; seen points get their part's colour."""
     from lib import cameras
-    from lib.data.procedural import chair
+    from lib.data.furniture import chair
     from lib.geometry import sample_surface
     from lib.render import RenderSettings, render_mesh
-    from lib.voxels import normalize_mesh
+    from lib.mesh import normalize_mesh
 
     mesh = normalize_mesh(chair(0))
     c2w = cameras.orbit_poses(torch.arange(6) * 60.0 + 10, elevation=25.0, distance=2.0)
@@ -270,7 +245,7 @@ def test_colors_from_views_recovers_vertex_colours():
     images = render_mesh(mesh, c2w, K, RenderSettings(image_size=64, shading="unlit"))["rgb"].permute(0, 3, 1, 2)
     pts, face = sample_surface(mesh, 1024, torch.Generator().manual_seed(0))
     truth = mesh.vert_colors[mesh.faces[face, 0]]  # each part has one colour
-    colors, seen = mv.colors_from_views(pts, images, c2w, K)
+    colors, seen = recon.colors_from_views(pts, images, c2w, K)
     assert colors.shape == (1024, 3) and seen.shape == (1024,) and seen.max() <= 6
     assert (seen > 0).float().mean() > 0.7
     err = (colors - truth).abs().mean(1)
@@ -279,6 +254,6 @@ def test_colors_from_views_recovers_vertex_colours():
 
 def test_colors_from_views_bad_shapes_raise():
     with pytest.raises(ValueError, match=r"`points` must be \(N, 3\)"):
-        mv.colors_from_views(torch.zeros(5, 2), torch.zeros(1, 3, 8, 8), torch.eye(4)[None], torch.eye(3)[None])
+        recon.colors_from_views(torch.zeros(5, 2), torch.zeros(1, 3, 8, 8), torch.eye(4)[None], torch.eye(3)[None])
     with pytest.raises(ValueError, match="c2w"):
-        mv.colors_from_views(torch.zeros(5, 3), torch.zeros(2, 3, 8, 8), torch.eye(4)[None], torch.eye(3)[None])
+        recon.colors_from_views(torch.zeros(5, 3), torch.zeros(2, 3, 8, 8), torch.eye(4)[None], torch.eye(3)[None])

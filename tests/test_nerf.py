@@ -1,4 +1,4 @@
-"""lib.models.nerf: harmonic embedding, the NeRF MLP, the box density and its fit."""
+"""lib.models.embedding (both frequency bases) and lib.models.nerf: the NeRF MLP, the box density and its fit."""
 import math
 
 import pytest
@@ -7,26 +7,56 @@ import torch.nn.functional as F
 
 from lib import cameras
 from lib.geometry import box_sdf
-from lib.models.nerf import BoxDensity, HarmonicEmbedding, NeRFConfig, NeRFField
+from lib.models.embedding import HarmonicEmbedding
+from lib.models.nerf import BoxDensity, NeRFConfig, NeRFField
 from lib.rays import get_rays
 from lib.render.volume import volume_render
 
 
+@pytest.mark.parametrize("base_freq", [math.pi, 1.0])
 @pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3), (7, 2)])
 @pytest.mark.parametrize("include_input", [True, False])
-def test_harmonic_embedding_matches_a_loop(shape, include_input):
+def test_harmonic_embedding_matches_a_loop(shape, include_input, base_freq):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    emb = HarmonicEmbedding(4, include_input)
+    emb = HarmonicEmbedding(4, include_input, base_freq=base_freq)
     out = emb(x)
     D = shape[-1]
     assert out.shape == shape[:-1] + (emb.out_dim(D),)
     flat = x.reshape(-1, D)
     ref = []
     for row in flat.tolist():
-        sines = [math.sin(2 ** k * math.pi * v) for v in row for k in range(4)]
-        cosines = [math.cos(2 ** k * math.pi * v) for v in row for k in range(4)]
+        sines = [math.sin(2 ** k * base_freq * v) for v in row for k in range(4)]
+        cosines = [math.cos(2 ** k * base_freq * v) for v in row for k in range(4)]
         ref.append((row if include_input else []) + sines + cosines)
     torch.testing.assert_close(out.reshape(len(ref), -1), torch.tensor(ref), atol=1e-4, rtol=1e-4)
+
+
+def test_harmonic_embedding_hand_worked_nerf_variant():
+    """base pi (NeRF): x = 1/4 -> sin(pi/4), sin(pi/2), sin(pi); cos(pi/4), cos(pi/2), cos(pi)."""
+    h = math.sqrt(0.5)
+    got = HarmonicEmbedding(3)(torch.tensor([[0.25]]))[0]
+    torch.testing.assert_close(got, torch.tensor([0.25, h, 1.0, 0.0, h, 0.0, -1.0]), atol=1e-6, rtol=0)
+
+
+def test_harmonic_embedding_hand_worked_sdf_variant_and_layout():
+    """base 1 (the SDF network): x = pi/6 -> sin(pi/6), sin(pi/3), sin(2 pi/3) = 1/2, r, r (r = sqrt(3)/2);
+    cosines r, 1/2, -1/2. Two dimensions (a, 0): the input first, then each block dimension-major."""
+    r, a = math.sqrt(3) / 2, math.pi / 6
+    got = HarmonicEmbedding(3, base_freq=1.0)(torch.tensor([[a, 0.0]]))[0]
+    want = [a, 0.0] + [0.5, r, r] + [0.0, 0.0, 0.0] + [r, 0.5, -0.5] + [1.0, 1.0, 1.0]
+    torch.testing.assert_close(got, torch.tensor(want), atol=1e-6, rtol=0)
+    no_input = HarmonicEmbedding(3, include_input=False, base_freq=1.0)(torch.tensor([[a, 0.0]]))[0]
+    torch.testing.assert_close(no_input, torch.tensor(want[2:]), atol=1e-6, rtol=0)
+
+
+def test_harmonic_embedding_rejects_bad_settings():
+    with pytest.raises(ValueError, match="n_freqs"):
+        HarmonicEmbedding(-1)
+    with pytest.raises(ValueError, match="base_freq"):
+        HarmonicEmbedding(2, base_freq=0.0)
+    with pytest.raises(ValueError, match="no output"):
+        HarmonicEmbedding(0, include_input=False)
+    assert HarmonicEmbedding(0)(torch.ones(2, 3)).shape == (2, 3)  # n_freqs = 0: the identity
 
 
 @pytest.mark.parametrize("view_dependent", [True, False])

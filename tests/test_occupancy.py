@@ -1,4 +1,4 @@
-"""lib.occupancy: the pure-torch occupancy grid against brute-force references, rendering with
+"""lib.render.occupancy: the pure-torch occupancy grid against brute-force references, rendering with
 it against dense stratified rendering, and (CUDA only) against nerfacc's OccGridEstimator."""
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lib import cameras
-from lib.occupancy import OccupancyGrid, render_with_grid
+from lib.render.occupancy import OccupancyGrid, render_with_grid
 from lib.rays import get_rays
 from lib.render.volume import volume_render
 
@@ -108,10 +108,23 @@ def test_rendering_with_the_grid_matches_dense_rendering_with_fewer_evaluations(
     o, d = _rays(16)
     step = 4.0 / 512
     dense = volume_render(ball_field, o, d, 2.0, 6.0, 512, perturb=False, background=1.0)
-    fast = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, step, background=1.0)
+    fast = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, step, background=1.0)  # "auto": torch on CPU
     torch.testing.assert_close(fast["rgb"], dense["rgb"], atol=0.03, rtol=0)
     torch.testing.assert_close(fast["opacity"], dense["opacity"], atol=0.03, rtol=0)
     assert fast["n_evals"] < dense["n_evals"] / 10
+
+
+def test_backend_choice_on_the_cpu():
+    """"auto" on CPU rays is the pure-torch grid; asking for nerfacc there is refused with a hint."""
+    grid = _grid_from(ball_field, res=8)
+    o, d = _rays(6)
+    auto = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, 0.05, background=1.0)
+    torch_path = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, 0.05, background=1.0, backend="torch")
+    assert torch.equal(auto["rgb"], torch_path["rgb"]) and "weights" in auto  # the pure-torch path's output
+    with pytest.raises(ValueError, match='backend="torch"'):
+        render_with_grid(ball_field, o, d, grid, 2.0, 6.0, 0.05, backend="nerfacc")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        render_with_grid(ball_field, o, d, grid, 2.0, 6.0, 0.05, backend=True)  # the old use_nerfacc flag
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="nerfacc's OccGridEstimator needs CUDA")
@@ -121,8 +134,8 @@ def test_agrees_with_nerfacc_occgridestimator_on_the_same_grid_and_rays():
     assert torch.equal(est.binaries[0], grid.binary)
     o, d = _rays(32, "cuda")
     step = 0.01
-    ours = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, step, background=1.0)
-    theirs = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, step, background=1.0, use_nerfacc=True, estimator=est)
+    ours = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, step, background=1.0, backend="torch")
+    theirs = render_with_grid(ball_field, o, d, grid, 2.0, 6.0, step, background=1.0, backend="nerfacc", estimator=est)
     torch.testing.assert_close(ours["opacity"], theirs["opacity"], atol=0.05, rtol=0)
     torch.testing.assert_close(ours["rgb"], theirs["rgb"], atol=0.05, rtol=0)
     assert abs(ours["n_evals"] - theirs["n_evals"]) <= 0.1 * theirs["n_evals"] + 32

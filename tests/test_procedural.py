@@ -1,24 +1,25 @@
-"""Tests of lib.primitives and lib.data.procedural: shapes, winding, labels, determinism, budgets."""
+"""Tests of lib.primitives and the procedural meshes (lib.data.toy_animal, lib.data.furniture,
+lib.data.vehicles, the registry lib.data.shapes): shapes, winding, labels, determinism, budgets."""
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from lib import primitives as P
-from lib.data import procedural as D
-from lib.mesh import TriMesh
+from lib.data.furniture import chair, vase
+from lib.data.shapes import CATEGORIES, SHAPES, make_shape
+from lib.data.toy_animal import toy_animal, write_toy_animal
+from lib.mesh import TriMesh, edge_face_counts, face_normals, signed_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_BUDGET = 8000
 
 
-def face_normals(m: TriMesh) -> torch.Tensor:
-    a, b, c = m.verts.double()[m.faces].unbind(1)
-    return torch.linalg.cross(b - a, c - a)
+def _volume(m: TriMesh) -> float:
+    return signed_volume(m.verts, m.faces)
 
 
 def n_components(m: TriMesh) -> int:
@@ -40,14 +41,8 @@ def n_components(m: TriMesh) -> int:
 
 @pytest.fixture(scope="module")
 def animals():
-    """toy_animal for seeds 0 and 1 (and a second seed-0 run), with generation times."""
-    out, times = {}, []
-    for key, seed in (("a0", 0), ("a0_again", 0), ("a1", 1)):
-        t = time.perf_counter()
-        out[key] = D.toy_animal(seed)
-        times.append(time.perf_counter() - t)
-    out["times"] = times
-    return out
+    """toy_animal for seeds 0 and 1 (and a second seed-0 run)."""
+    return {key: toy_animal(seed) for key, seed in (("a0", 0), ("a0_again", 0), ("a1", 1))}
 
 
 # ---------------------------------------------------------------------------- primitives
@@ -62,24 +57,24 @@ def animals():
 def test_primitive_convex_faces_point_outward(name, mesh, n_verts, n_faces):
     assert (mesh.num_verts, mesh.num_faces) == (n_verts, n_faces)
     assert mesh.verts.dtype == torch.float32 and mesh.faces.dtype == torch.int64
-    n = face_normals(mesh)
-    assert (n.norm(dim=-1) > 1e-10).all(), "degenerate triangle"
+    n = face_normals(mesh.verts.double(), mesh.faces)
+    assert (n.norm(dim=-1) > 0.5).all(), "degenerate triangle"
     centre = (mesh.verts.min(0).values + mesh.verts.max(0).values).double() / 2
     to_face = mesh.verts.double()[mesh.faces].mean(1) - centre
     assert ((n * to_face).sum(-1) > 0).all(), f"{name}: some faces point inward"
-    assert P.signed_volume(mesh) > 0
+    assert signed_volume(mesh.verts, mesh.faces) > 0
 
 
 def test_box_and_sphere_volumes():
-    assert P.signed_volume(P.box(size=(1.0, 2.0, 0.5))) == pytest.approx(1.0)
-    assert P.signed_volume(P.ico_sphere(4)) == pytest.approx(4 / 3 * math.pi, rel=0.01)
-    assert P.signed_volume(P.uv_sphere(2.0, 32, 64)) == pytest.approx(4 / 3 * math.pi * 8, rel=0.01)
-    assert P.signed_volume(P.cylinder(0.5, 2.0, 64)) == pytest.approx(math.pi * 0.5, rel=0.01)
+    assert _volume(P.box(size=(1.0, 2.0, 0.5))) == pytest.approx(1.0)
+    assert _volume(P.ico_sphere(4)) == pytest.approx(4 / 3 * math.pi, rel=0.01)
+    assert _volume(P.uv_sphere(2.0, 32, 64)) == pytest.approx(4 / 3 * math.pi * 8, rel=0.01)
+    assert _volume(P.cylinder(0.5, 2.0, 64)) == pytest.approx(math.pi * 0.5, rel=0.01)
 
 
 def test_spheres_are_watertight_and_on_the_sphere():
     for m in (P.ico_sphere(3, radius=0.7), P.uv_sphere(0.7, 10, 20)):
-        assert (P.edge_face_counts(m.faces) == 2).all()
+        assert (edge_face_counts(m.faces) == 2).all()
         assert torch.allclose(m.verts.norm(dim=-1), torch.tensor(0.7), atol=1e-5)
 
 
@@ -111,26 +106,26 @@ def test_cylinder_between_axis():
     assert along.min() == pytest.approx(0.0, abs=1e-5) and along.max() == pytest.approx(math.sqrt(2), abs=1e-5)
     radial = (m.verts - along[:, None] * d).norm(dim=-1)
     assert radial.max() == pytest.approx(0.1, abs=1e-5)
-    assert P.signed_volume(m) > 0
+    assert signed_volume(m.verts, m.faces) > 0
 
 
 def test_lathe_labels_and_closed_ring():
     m = P.lathe([0.3, 0.3, 0.25, 0.25], [0.0, 0.5, 0.5, 0.0], 16, closed=True, labels=[0, 1, 2, 3])
-    assert (P.edge_face_counts(m.faces) == 2).all()
+    assert (edge_face_counts(m.faces) == 2).all()
     assert m.face_labels.bincount().tolist() == [32, 32, 32, 32]
-    assert P.signed_volume(m) == pytest.approx(math.pi * (0.3 ** 2 - 0.25 ** 2) * 0.5, rel=0.03)
+    assert signed_volume(m.verts, m.faces) == pytest.approx(math.pi * (0.3 ** 2 - 0.25 ** 2) * 0.5, rel=0.03)
     with pytest.raises(ValueError, match="one entry per profile segment"):
         P.lathe([0.3, 0.3], [0.0, 1.0], 8, labels=[0, 1])
 
 
 def test_mesh_from_sdf_sphere():
     m = P.mesh_from_sdf(lambda p: p.norm(dim=-1) - 0.6, ((-1, -1, -1), (1, 1, 1)), 40)
-    assert (P.edge_face_counts(m.faces) == 2).all()
+    assert (edge_face_counts(m.faces) == 2).all()
     assert torch.allclose(m.verts.norm(dim=-1), torch.tensor(0.6), atol=0.01)  # world coordinates
-    assert P.signed_volume(m) == pytest.approx(4 / 3 * math.pi * 0.6 ** 3, rel=0.02)
+    assert signed_volume(m.verts, m.faces) == pytest.approx(4 / 3 * math.pi * 0.6 ** 3, rel=0.02)
     # off-centre bounds and a shape cut by the box: still closed and outward
     m2 = P.mesh_from_sdf(lambda p: (p - torch.tensor([0.5, 0.0, 0.0])).norm(dim=-1) - 0.6, 0.8, 32)
-    assert (P.edge_face_counts(m2.faces) == 2).all() and P.signed_volume(m2) > 0
+    assert (edge_face_counts(m2.faces) == 2).all() and signed_volume(m2.verts, m2.faces) > 0
     with pytest.raises(ValueError, match="never crosses"):
         P.mesh_from_sdf(lambda p: p.norm(dim=-1) + 1.0, 1.0, 16)
 
@@ -147,8 +142,8 @@ def test_toy_animal_deterministic(animals):
 @pytest.mark.parametrize("key", ["a0", "a1"])
 def test_toy_animal_watertight_outward_one_piece(animals, key):
     m = animals[key]
-    assert (P.edge_face_counts(m.faces) == 2).all(), "every edge must be shared by exactly two faces"
-    assert P.signed_volume(m) > 0
+    assert (edge_face_counts(m.faces) == 2).all(), "every edge must be shared by exactly two faces"
+    assert signed_volume(m.verts, m.faces) > 0
     assert n_components(m) == 1
     assert 2000 <= m.num_faces <= FACE_BUDGET
 
@@ -176,7 +171,7 @@ def test_toy_animal_frame_and_texture(animals, key):
 
 
 def test_write_toy_animal_layout(tmp_path):
-    path = D.write_toy_animal(tmp_path, seed=2)
+    path = write_toy_animal(tmp_path, seed=2)
     assert path == tmp_path / "toy_animal.obj"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_animal.mtl", "toy_animal.obj", "toy_animal_texture.png"]
 
@@ -185,26 +180,27 @@ def test_write_toy_animal_layout(tmp_path):
 SEEDS = range(12)
 
 
-@pytest.mark.parametrize("category", D.CATEGORIES)
+@pytest.mark.parametrize("category", CATEGORIES)
 def test_shapes_deterministic_and_varied(category):
-    a, b, c = D.make_shape(category, 0), D.make_shape(category, 0), D.make_shape(category, 1)
+    a, b, c = make_shape(category, 0), make_shape(category, 0), make_shape(category, 1)
     for k in ("verts", "faces", "vert_colors", "face_labels"):
         assert torch.equal(getattr(a, k), getattr(b, k)), k
     assert a.verts.shape != c.verts.shape or not torch.equal(a.verts, c.verts)
 
 
-@pytest.mark.parametrize("category", D.CATEGORIES)
+@pytest.mark.parametrize("category", CATEGORIES)
 def test_shapes_labels_parts_and_validity(category):
-    names = list(D.PART_NAMES[category])
+    names = list(SHAPES[category].parts)
     seen = set()
-    heights = []
+    sizes = []  # the longest side of the bounding box: about 1 unit
     for seed in SEEDS:
-        m = D.make_shape(category, seed).validate()
+        m = make_shape(category, seed).validate()
         assert m.label_names == names
         assert m.face_labels is not None and m.face_labels.shape == (m.num_faces,)
         assert 0 <= int(m.face_labels.min()) and int(m.face_labels.max()) < len(names)
         present = {names[i] for i in m.face_labels.unique().tolist()}
-        assert set(D.MANDATORY_PARTS[category]) <= present, f"seed {seed} lacks {set(D.MANDATORY_PARTS[category]) - present}"
+        mandatory = set(SHAPES[category].mandatory_parts)
+        assert mandatory <= present, f"seed {seed} lacks {mandatory - present}"
         seen |= present
         assert m.vert_colors is not None and m.vert_colors.shape == (m.num_verts, 3)
         assert 0 <= m.vert_colors.min() and m.vert_colors.max() <= 1
@@ -212,19 +208,19 @@ def test_shapes_labels_parts_and_validity(category):
         lo, hi = m.verts.min(0).values, m.verts.max(0).values
         assert float(lo[1]) == pytest.approx(0.0, abs=1e-6), "stands on y = 0"
         assert abs(float(lo[0] + hi[0])) < 1e-5 and abs(float(lo[2] + hi[2])) < 1e-5, "centred on the y axis"
-        heights.append(float(hi[1]))
-        assert P.signed_volume(m) > 0
-        # chair and lamp parts are closed surfaces wound outward: positive volume per part
+        sizes.append(float((hi - lo).max()))
+        assert signed_volume(m.verts, m.faces) > 0
+        # every part (except the vase's) is a closed surface wound outward: positive volume per part
         # (vase parts are bands of one closed surface; test_vase_is_closed checks it whole)
         for lab in (m.face_labels.unique().tolist() if category != "vase" else []):
             part = TriMesh(verts=m.verts, faces=m.faces[m.face_labels == lab])
-            assert P.signed_volume(part) > 0, f"{category} seed {seed} part {names[lab]} is inside out"
+            assert signed_volume(part.verts, part.faces) > 0, f"{category} seed {seed} part {names[lab]} is inside out"
     assert seen == set(names), f"optional parts never appear over {len(SEEDS)} seeds: {set(names) - seen}"
-    assert 0.5 < min(heights) and max(heights) < 1.25 and max(heights) - min(heights) > 0.05
+    assert 0.5 < min(sizes) and max(sizes) < 1.25 and max(sizes) - min(sizes) > 0.05
 
 
 def test_part_colours_do_not_bleed():
-    m = D.chair(0)
+    m = chair(0)
     # no vertex is used by faces of two different parts
     lab_of_vertex = torch.full((m.num_verts,), -1)
     for lab in range(4):
@@ -235,31 +231,28 @@ def test_part_colours_do_not_bleed():
 
 def test_vase_is_closed():
     for seed in range(3):
-        m = D.vase(seed)
-        assert P.signed_volume(m) > 0
+        m = vase(seed)
+        assert signed_volume(m.verts, m.faces) > 0
         # split at part boundaries, so only geometrically closed: merge positions and check
         _, inv = torch.unique(m.verts, dim=0, return_inverse=True)
-        assert (P.edge_face_counts(inv[m.faces]) == 2).all()
+        assert (edge_face_counts(inv[m.faces]) == 2).all()
 
 
 def test_make_shape_unknown_category():
-    with pytest.raises(ValueError, match="chair, vase, lamp"):
-        D.make_shape("sofa", 0)
+    with pytest.raises(ValueError, match="chair, vase, lamp, car, airplane"):
+        make_shape("sofa", 0)
 
 
-def test_generation_times(animals, capsys):
-    """Reports generation times (never asserts on them)."""
-    rows = [("toy_animal", min(animals["times"]), animals["a0"].num_faces)]
-    for category in D.CATEGORIES:
-        t = time.perf_counter()
-        m = D.make_shape(category, 0)
-        rows.append((category, time.perf_counter() - t, m.num_faces))
-    with capsys.disabled():
-        print("\n" + "\n".join(f"  {n:<10} {dt * 1000:7.1f} ms  {f:5d} faces" for n, dt, f in rows))
+def test_registry_holds_every_maker():
+    """One registry: every category's maker is reachable by name and returns its parts."""
+    assert CATEGORIES == ("chair", "vase", "lamp", "car", "airplane")
+    for name, entry in SHAPES.items():
+        assert entry.name == name and set(entry.mandatory_parts) <= set(entry.parts)
+        assert make_shape(name, 4).label_names == list(entry.parts)
 
 
 def test_imports_are_light():
-    code = ("import sys, lib.primitives, lib.data.procedural, lib.data.mesh_io; "
+    code = ("import sys, lib.primitives, lib.data.shapes, lib.data.toy_animal, lib.mesh; "
             "bad = [m for m in ('pytorch3d', 'skimage', 'scipy', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -163,7 +163,7 @@ def test_intersect_aabb():
 
 def test_notebook_04_stack_does_not_import_pytorch3d():
     code = ("import sys\n"
-            "import lib.rays, lib.render.volume, lib.occupancy, lib.models.nerf, lib.data.blender\n"
+            "import lib.rays, lib.render.volume, lib.render.occupancy, lib.models.nerf, lib.data.blender\n"
             "import lib.cameras, lib.train, lib.viz, lib.report, lib.data.sources, lib.data.download\n"
             "bad = sorted(m for m in sys.modules if m.startswith('pytorch3d'))\n"
             "assert not bad, bad\n")

@@ -1,4 +1,7 @@
-"""lib.render: mesh and point renderers against hand-computed expectations."""
+"""lib.render: the PyTorch3D mesh and point renderers and lib's own z-buffer, against hand-computed
+expectations and against each other."""
+import importlib.util
+
 import pytest
 import torch
 
@@ -7,6 +10,10 @@ from lib.mesh import TriMesh
 from lib.render.common import RenderSettings
 from lib.render.mesh import render_mesh
 from lib.render.points import render_points
+from lib.render.zbuffer import interpolate, rasterize, render_views
+
+needs_pytorch3d = pytest.mark.skipif(importlib.util.find_spec("pytorch3d") is None,
+                                     reason="PyTorch3D is not installed")
 
 # Slightly off-centre so that no pixel centre lies exactly on the shared diagonal (where a
 # rasterizer may legitimately drop it from both triangles).
@@ -14,6 +21,7 @@ QUAD = TriMesh(verts=torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.
                faces=torch.tensor([[0, 1, 2], [0, 2, 3]]))
 
 
+@needs_pytorch3d
 @pytest.mark.parametrize("size", [(32, 32), (24, 40)])
 def test_mesh_mask_and_depth_match_projection(size):
     c2w = cameras.orbit_poses(torch.tensor([0.0]), 0.0, 3.0)[0]
@@ -28,6 +36,7 @@ def test_mesh_mask_and_depth_match_projection(size):
     assert (out["depth"][0][~inside] == 0).all()
 
 
+@needs_pytorch3d
 def test_unlit_render_shows_vertex_colours_and_background():
     red = QUAD.with_colors(torch.tensor([[1.0, 0.0, 0.0]]).expand(4, 3))
     out = render_mesh(red, cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 16),
@@ -37,6 +46,7 @@ def test_unlit_render_shows_vertex_colours_and_background():
     torch.testing.assert_close(rgb[~mask], torch.tensor([0.0, 0.0, 1.0]).expand(int((~mask).sum()), 3))
 
 
+@needs_pytorch3d
 def test_phong_is_brighter_facing_the_light_and_batches_cameras():
     c2w = cameras.orbit_poses(torch.tensor([0.0, 60.0, 180.0]), 0.0, 3.0)
     out = render_mesh(QUAD, c2w, cameras.intrinsics_from_fov(50.0, 16), RenderSettings(image_size=16))
@@ -46,6 +56,7 @@ def test_phong_is_brighter_facing_the_light_and_batches_cameras():
     assert head_on > oblique
 
 
+@needs_pytorch3d
 def test_mesh_render_rejects_bad_settings_and_cameras():
     K = cameras.intrinsics_from_fov(50.0, 8)
     with pytest.raises(ValueError, match="shading"):
@@ -54,6 +65,7 @@ def test_mesh_render_rejects_bad_settings_and_cameras():
         render_mesh(QUAD, cameras.orbit_poses(1, 0.0, 3.0), torch.eye(4), RenderSettings(image_size=8))
 
 
+@needs_pytorch3d
 def test_point_renderer_lights_the_projected_pixel():
     c2w = cameras.orbit_poses(torch.tensor([0.0]), 0.0, 3.0)[0]
     K = cameras.intrinsics_from_fov(50.0, (32, 48))
@@ -64,6 +76,7 @@ def test_point_renderer_lights_the_projected_pixel():
     assert out["mask"][0].nonzero().tolist() == [[20, 10]]
 
 
+@needs_pytorch3d
 def test_point_renderer_rejects_nan_and_bad_shapes():
     c2w, K = cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 8)
     pts = torch.zeros(5, 3)
@@ -76,6 +89,7 @@ def test_point_renderer_rejects_nan_and_bad_shapes():
         render_points(torch.zeros(5, 3), torch.zeros(4, 3), c2w, K, RenderSettings(image_size=8))
 
 
+@needs_pytorch3d
 def test_face_index_output_is_per_mesh_for_every_camera():
     c2w = cameras.orbit_poses(torch.tensor([0.0, 10.0]), 0.0, 3.0)
     out = render_mesh(QUAD, c2w, cameras.intrinsics_from_fov(50.0, 16), RenderSettings(image_size=16))
@@ -83,6 +97,7 @@ def test_face_index_output_is_per_mesh_for_every_camera():
     assert torch.equal(out["face"] >= 0, out["mask"])
 
 
+@needs_pytorch3d
 def test_point_splats_blend_into_the_background_without_dark_rims():
     c2w, K = cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 32)
     pts = torch.zeros(1, 3)
@@ -94,3 +109,92 @@ def test_point_splats_blend_into_the_background_without_dark_rims():
     assert red[16, 16].tolist() == pytest.approx([1.0, 0.0, 0.0], abs=0.05)  # opaque centre
     rim = red[red[..., 1] < 0.99]  # pixels the splat touches
     assert (rim[:, 0] > 0.99).all()  # red channel never drops: mixing red and white, not black
+
+
+# ------------------------------------------------------------------------------- z-buffer
+def _oblique_quad_views():
+    c2w = cameras.orbit_poses(torch.tensor([0.0, 50.0]), elevation=torch.tensor([0.0, 35.0]), distance=2.5)
+    return c2w, cameras.intrinsics_from_fov(50.0, (24, 40))
+
+
+def test_zbuffer_covers_the_projected_square_at_its_depth():
+    c2w = cameras.orbit_poses(torch.tensor([0.0]), 0.0, 3.0)[0]
+    K = cameras.intrinsics_from_fov(50.0, (24, 40))
+    frags = rasterize(QUAD.verts, QUAD.faces, c2w, K, (24, 40))
+    uv, _ = cameras.project(QUAD.verts, c2w, K)
+    centres = cameras.pixel_centers((24, 40))
+    inside = ((centres[..., 0] > uv[:, 0].min()) & (centres[..., 0] < uv[:, 0].max())
+              & (centres[..., 1] > uv[:, 1].min()) & (centres[..., 1] < uv[:, 1].max()))
+    assert frags["mask"].shape == (1, 24, 40) and torch.equal(frags["mask"][0], inside)
+    torch.testing.assert_close(frags["depth"][0][inside], torch.full((int(inside.sum()),), 3.0 - 0.013))
+    assert (frags["depth"][0][~inside] == 0).all() and (frags["face"][0][~inside] == -1).all()
+
+
+def test_zbuffer_barycentrics_are_perspective_correct():
+    """Mixing the corners' world positions with each pixel's barycentrics gives the surface point
+    that projects onto the pixel centre, and its camera z is the depth: true only with the
+    perspective correction (screen-space weights miss by most of a pixel on these oblique views)."""
+    c2w, K = _oblique_quad_views()
+    frags = rasterize(QUAD.verts, QUAD.faces, c2w, K, (24, 40))
+    assert frags["mask"].sum(dim=(1, 2)).min() > 50
+    centres = cameras.pixel_centers((24, 40))
+    for v in range(2):
+        m = frags["mask"][v]
+        torch.testing.assert_close(frags["bary"][v][m].sum(-1), torch.ones(int(m.sum())))
+        assert (frags["bary"][v][m] >= -1e-6).all() and (frags["bary"][v][~m] == 0).all()
+        world = interpolate(QUAD.verts, QUAD.faces, frags["face"][v], frags["bary"][v])  # (H, W, 3)
+        uv, z = cameras.project(world[m], c2w[v], K)
+        torch.testing.assert_close(uv, centres[m], atol=1e-3, rtol=0)
+        torch.testing.assert_close(z, frags["depth"][v][m], atol=1e-5, rtol=0)
+
+
+def test_zbuffer_keeps_the_nearest_face_and_culls_back_faces():
+    near = TriMesh(verts=QUAD.verts * 0.5 + torch.tensor([0.0, 0.0, 0.5]), faces=QUAD.faces)
+    both = TriMesh(verts=torch.cat([QUAD.verts, near.verts]), faces=torch.cat([QUAD.faces, QUAD.faces + 4]))
+    front, K = cameras.orbit_poses(torch.tensor([0.0]), 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 32)
+    face = rasterize(both.verts, both.faces, front, K, 32)["face"][0]
+    assert set(face[16, 14:18].tolist()) <= {2, 3}  # the centre sees the nearer, smaller quad
+    assert set(face[16, [10, 11, 20, 21]].tolist()) <= {0, 1}  # around it, the far quad
+    back = cameras.orbit_poses(torch.tensor([180.0]), 0.0, 3.0)
+    assert not rasterize(QUAD.verts, QUAD.faces, back, K, 32)["mask"].any()  # seen from behind: culled
+    assert rasterize(QUAD.verts, QUAD.faces, back, K, 32, cull_back_faces=False)["mask"].any()
+
+
+def test_interpolate_is_differentiable_in_the_attributes_and_checks_shapes():
+    c2w, K = _oblique_quad_views()
+    frags = rasterize(QUAD.verts, QUAD.faces, c2w, K, (24, 40))
+    colors = torch.rand(4, 3, requires_grad=True)
+    img = interpolate(colors, QUAD.faces, frags["face"], frags["bary"])
+    assert img.shape == (2, 24, 40, 3) and (img[~frags["mask"]] == 0).all()
+    img.sum().backward()
+    assert (colors.grad > 0).all()  # every corner colours some pixel
+    with pytest.raises(ValueError, match="`bary`"):
+        interpolate(colors, QUAD.faces, frags["face"], frags["bary"][..., :2])
+
+
+def test_render_views_shades_with_a_headlight():
+    K = cameras.intrinsics_from_fov(50.0, 16)
+    out = render_views(QUAD.with_colors(torch.tensor([[1.0, 0.5, 0.0]]).expand(4, 3)),
+                       cameras.orbit_poses(torch.tensor([0.0, 60.0]), 0.0, 3.0), K, 16, ambient=0.4)
+    m = out["mask"]
+    head_on, oblique = out["rgb"][0][m[0]], out["rgb"][1][m[1]]
+    assert head_on[:, 0].min() > 0.99 and (oblique[:, 0] < 0.9).all()  # |n . view| dims the oblique view
+    torch.testing.assert_close(out["rgb"][~m], torch.ones(int((~m).sum()), 3))  # white background
+
+
+@needs_pytorch3d
+@pytest.mark.parametrize("category", ["chair", "airplane"])
+def test_render_views_matches_pytorch3d(category):
+    from lib.data.r2n2 import r2n2_camera
+    from lib.data.shapes import make_shape
+    from lib.mesh import normalize_mesh
+
+    mesh = normalize_mesh(make_shape(category, 5), 1.0, "diagonal")
+    c2w, K = r2n2_camera([20.0, 140.0, 260.0], [25.0, 28.0, 22.0], [0.8, 0.7, 0.9], 48)
+    ours = render_views(mesh, c2w, K, 48)
+    ref = render_mesh(mesh, c2w, K, RenderSettings(image_size=48, shading="flat"))
+    both = ours["mask"] & ref["mask"]
+    assert float(both.sum() / (ours["mask"] | ref["mask"]).sum()) > 0.99
+    assert float((ours["face"] == ref["face"])[both].float().mean()) > 0.97
+    torch.testing.assert_close(ours["depth"][ours["face"] == ref["face"]], ref["depth"][ours["face"] == ref["face"]],
+                               atol=1e-3, rtol=0)

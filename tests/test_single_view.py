@@ -1,13 +1,13 @@
-"""Single-view reconstruction models: decoder shapes, input checks, the batched mesh helpers
-against lib's one-mesh versions, the mean-shape baseline, the F-score evaluation, and
-kill-and-resume of a short training run. (That each decoder beats the baseline on held-out
+"""Single-view reconstruction (lib.models.single_view, the single-view half of lib.recon): decoder
+shapes, input checks, the batched mesh sampler, the mean-shape baseline, the F-score evaluation,
+and kill-and-resume of a short training run. (That each decoder beats the baseline on held-out
 chairs is asserted on notebook 03's recorded metrics, tests/expectations.json.)"""
 import pytest
 import torch
 
-from lib.losses import mesh_laplacian_smoothing
-from lib.models.single_view import (ImageEncoder, MeanShapeBaseline, SingleViewModel, evaluate, laplacian_smoothing,
-                                    make_step, sample_mesh_points)
+from lib.models.single_view import ResNet18Encoder, SingleViewModel
+from lib.geometry import sample_surface_batched
+from lib.recon import MeanShapeBaseline, evaluate_single_view, make_single_view_step
 from lib.primitives import box, ico_sphere
 from lib.train import fit
 
@@ -48,34 +48,28 @@ def test_voxel_decoder_starts_at_the_mean_shape_and_learns_from_it():
     (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), r"must be float in \[0, 1\], got dtype torch.uint8"),
 ])
 def test_wrong_images_are_refused(images, message):
-    enc = ImageEncoder(image_size=64)
+    enc = ResNet18Encoder(image_size=64)
     with pytest.raises(ValueError, match=message):
         enc(images)
 
 
-def test_sample_mesh_points_on_surface_uniform_and_differentiable():
+def test_mesh_loss_samples_are_on_the_surface_uniform_and_differentiable():
+    """The mesh decoder's chamfer term samples its meshes with lib.geometry.sample_surface_batched."""
     gen = torch.Generator().manual_seed(0)
     sphere = ico_sphere(3, radius=0.3)
     verts = torch.stack([sphere.verts, 2 * sphere.verts]).requires_grad_(True)
-    pts = sample_mesh_points(verts, sphere.faces, 4000, gen)
+    pts = sample_surface_batched(verts, sphere.faces, 4000, gen)[0]
     r = pts.detach().norm(dim=-1)
     assert pts.shape == (2, 4000, 3) and float(r[0].max()) <= 0.3 + 1e-5 and float(r[0].min()) > 0.29
     pts.sum().backward()
     assert verts.grad is not None and torch.isfinite(verts.grad).all()
     b = box((0, 0, 0), (1.0, 0.2, 0.2))  # two big sides: about 2 * 0.2 / (4 * 0.2 + 2 * 0.04) of the samples
-    p = sample_mesh_points(b.verts[None], b.faces, 20000, gen)[0]
+    p = sample_surface_batched(b.verts[None], b.faces, 20000, gen)[0][0]
     on_big_x_side = (p[:, 0].abs() > 0.499).float().mean()
     assert abs(float(on_big_x_side) - 0.08 / 0.88) < 0.01
 
 
-def test_batched_laplacian_matches_lib():
-    sphere = ico_sphere(2)
-    verts = sphere.verts + 0.05 * torch.randn(3, *sphere.verts.shape, generator=torch.Generator().manual_seed(1))
-    want = torch.stack([mesh_laplacian_smoothing(v, sphere.faces) for v in verts])
-    torch.testing.assert_close(laplacian_smoothing(verts, sphere.faces), want)
-
-
-def test_mean_shape_baseline_and_evaluate():
+def test_mean_shape_baseline_and_evaluate_single_view():
     grids = torch.zeros(4, 32, 32, 32, dtype=torch.bool)
     for i in range(4):
         grids[i, 8:24, 4:20 + i, 8:24] = True  # boxes of growing height
@@ -84,13 +78,13 @@ def test_mean_shape_baseline_and_evaluate():
     assert torch.equal(torch.sigmoid(base.predict(torch.rand(5, 3, 8, 8))) > 0.5, base.voxels.expand(5, -1, -1, -1))
     pts = torch.rand(3, 500, 3) - 0.5
     data = {"images": torch.zeros(3, 2, 3, 8, 8, dtype=torch.uint8), "voxels": grids[:3], "points": pts}
-    perfect = evaluate(lambda im: pts[:len(im)].clone(), data, views=[0], kind="points")
+    perfect = evaluate_single_view(lambda im: pts[:len(im)].clone(), data, views=[0], kind="points")
     assert perfect["f1"].shape == (3, 5) and torch.allclose(perfect["f1"], torch.ones(3, 5))
-    far = evaluate(lambda im: pts.repeat_interleave(2, 0)[:len(im)] + 1.0, data, views=[0, 1], kind="points")
+    far = evaluate_single_view(lambda im: pts.repeat_interleave(2, 0)[:len(im)] + 1.0, data, views=[0, 1], kind="points")
     assert far["f1"].shape == (6, 5) and float(far["f1"].max()) == 0.0
-    vox = evaluate(base.predict, data, views=[0], kind="voxels", n_points=300)
+    vox = evaluate_single_view(base.predict, data, views=[0], kind="voxels", n_points=300)
     assert len(vox["points"]) == 3 and vox["points"][0].shape == (300, 3)
-    empty = evaluate(lambda im: torch.full((len(im), 32, 32, 32), -5.0), data, views=[0], kind="voxels")
+    empty = evaluate_single_view(lambda im: torch.full((len(im), 32, 32, 32), -5.0), data, views=[0], kind="voxels")
     assert empty["points"][0] is None and float(empty["f1"].max()) == 0.0
 
 
@@ -112,9 +106,10 @@ def test_kill_and_resume_gives_the_same_run(tmp_path):
         model = SingleViewModel(kind, image_size=32, **({"n_points": 128} if kind == "points" else {"level": 2}))
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         gen = torch.Generator().manual_seed(5)
-        step = make_step(model, data, opt, gen, batch_size=4, smooth_weight=0.5)
-        hist = fit(step, 6, {"model": model, "opt": opt, "gen": gen}, checkpoint=ckpt, checkpoint_every=3,
-                   progress=False, stop_after=stop_after)
+        step = make_single_view_step(model, data, opt, gen, batch_size=4, smooth_weight=0.5)
+        config = {"kind": kind, "lr": 1e-3, "batch_size": 4, "smooth_weight": 0.5, "image_size": 32}
+        hist = fit(step, 6, {"model": model, "opt": opt, "gen": gen}, checkpoint=ckpt, config=config,
+                   checkpoint_every=3, progress=False, stop_after=stop_after)
         return model, hist
 
     ref_model, ref_hist = run(None)  # uninterrupted, no checkpoint

@@ -9,6 +9,7 @@ import torch
 
 from lib import cameras
 from lib.geometry import torus_sdf
+from lib.render.raytrace import SDFScene, render_sdf_scene, shade_sdf_scene
 from lib.render.surface import (ray_torus_intersection, render_sdf, sdf_gradient, sdf_normals,
                                 shade_normals, sphere_trace)
 
@@ -229,11 +230,63 @@ def test_sphere_trace_per_ray_bounds():
         sphere_trace(torus, o, d, near=torch.zeros(2), far=8.0)
 
 
+# ------------------------------------------------------------------ scenes of SDF objects
+def _ball_on_floor(**kw):
+    """A ball of radius 0.5 at height 0.5 resting on a floor slab y in [-0.1, 0]; sun straight up."""
+    def sdfs(p):
+        ball = (p - torch.tensor([0.0, 0.5, 0.0])).norm(dim=-1) - 0.5
+        floor = torch.maximum(p[:, 1] - 0.0, -0.1 - p[:, 1])
+        return torch.stack([floor, ball], -1)
+
+    colours = torch.tensor([[0.8, 0.8, 0.8], [0.9, 0.2, 0.1]])
+    return SDFScene(sdfs=sdfs, albedo=lambda p, obj: colours[obj], bounds=((-2.0, -0.2, -2.0), (2.0, 1.2, 2.0)),
+                    light_dir=(0.0, 1.0, 0.0), **kw)
+
+
+def test_scene_rays_hit_the_nearest_object_where_the_geometry_says():
+    scene = _ball_on_floor()
+    o = torch.tensor([[0.0, 3.0, 0.0], [1.5, 3.0, 0.0], [0.0, 0.5, 3.0], [5.0, 5.0, 5.0]])
+    d = torch.tensor([[0.0, -1.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+    rgba = shade_sdf_scene(scene, o, d, specular=0.0)
+    assert rgba[:, 3].tolist() == [1.0, 1.0, 1.0, 0.0]  # the last ray misses the scene box
+    # top of the ball, lit head-on: albedo * 1; the floor under the sun next to it: lit, grey
+    torch.testing.assert_close(rgba[0, :3], torch.tensor([0.9, 0.2, 0.1]), atol=0.02, rtol=0)
+    torch.testing.assert_close(rgba[1, :3], torch.tensor([0.8, 0.8, 0.8]), atol=0.02, rtol=0)
+    # the ball's side, lit at grazing angle: ambient only
+    torch.testing.assert_close(rgba[2, :3], 0.35 * torch.tensor([0.9, 0.2, 0.1]), atol=0.03, rtol=0)
+
+
+def test_scene_shadows_and_highlights():
+    scene = _ball_on_floor(glossy=(1,))
+    # floor points seen obliquely (past the ball): (0.3, 0, 0) lies in the ball's shadow, (1.5, 0, 0) not
+    d = torch.nn.functional.normalize(torch.tensor([[-1.0, -1.0, 0.0]]), dim=-1).expand(2, 3)
+    o = torch.tensor([[0.3, 0.0, 0.0], [1.5, 0.0, 0.0]]) - 2.0 * d
+    floor = shade_sdf_scene(scene, o, d, specular=0.0)
+    torch.testing.assert_close(floor[:, :3], torch.tensor([[0.28] * 3, [0.8] * 3]), atol=0.01, rtol=0)
+    # from above: the glossy ball gets a highlight, the matte floor does not
+    o, d = torch.tensor([[0.1, 3.0, 0.0], [1.5, 3.0, 0.0]]), torch.tensor([[0.0, -1.0, 0.0]] * 2)
+    plain, shiny = shade_sdf_scene(scene, o, d, 0.0), shade_sdf_scene(scene, o, d, 1.0)
+    assert (shiny[0, :3] - plain[0, :3]).min() > 0.05
+    torch.testing.assert_close(shiny[1], plain[1])
+
+
+def test_render_sdf_scene_coverage_and_supersampling():
+    scene = _ball_on_floor()
+    c2w = cameras.orbit_poses(torch.tensor([0.0, 90.0]), 30.0, 5.0)
+    K = cameras.intrinsics_from_fov(40.0, 12)
+    rgba = render_sdf_scene(scene, c2w, K, 12, supersample=2)
+    assert rgba.shape == (2, 12, 12, 4) and 0 <= rgba.min() and rgba.max() <= 1
+    alpha = rgba[..., 3]
+    assert ((alpha > 0) & (alpha < 1)).any()  # partly covered pixels at the silhouette of the floor
+    with pytest.raises(ValueError, match="supersample"):
+        render_sdf_scene(scene, c2w, K, 12, supersample=0)
+
+
 # ------------------------------------------------------------------------- no PyTorch3D
 def test_notebook_05_modules_do_not_import_pytorch3d():
-    mods = ["lib.render.surface", "lib.models.sdf", "lib.rays", "lib.render.volume", "lib.data.blender",
-            "lib.primitives", "lib.geometry", "lib.train", "lib.viz", "lib.report", "lib.cameras",
-            "lib.data.procedural", "lib.data.mesh_io", "lib.data.sources", "lib.colab"]
+    mods = ["lib.render.surface", "lib.render.raytrace", "lib.models.sdf", "lib.rays", "lib.render.volume",
+            "lib.data.blender", "lib.data.still_life", "lib.primitives", "lib.geometry", "lib.train", "lib.viz",
+            "lib.report", "lib.cameras", "lib.data.toy_animal", "lib.data.mesh_io", "lib.data.sources", "lib.colab"]
     code = ("import sys, importlib\n"
             f"for m in {mods!r}: importlib.import_module(m)\n"
             "print('pytorch3d' in sys.modules)")

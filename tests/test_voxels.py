@@ -1,15 +1,16 @@
-"""lib.voxels: voxelize against analytic occupancy, binvox round trips and errors, voxels -> mesh."""
+"""lib.voxels and lib.data.binvox: voxelize against analytic occupancy, binvox round trips and errors,
+voxels -> mesh."""
 import os
 
-import numpy as np
 import pytest
 import torch
 
 from lib import primitives as P
 from lib import voxels as V
-from lib.data import procedural
+from lib.data import binvox as B
+from lib.data.furniture import CHAIR_PARTS, chair as make_chair
 from lib.geometry import sample_surface
-from lib.mesh import TriMesh, concat_meshes
+from lib.mesh import TriMesh, concat_meshes, edge_face_counts, normalize_mesh, signed_volume
 
 
 def _iou(a, b):
@@ -90,10 +91,10 @@ def test_inward_wound_and_slightly_open_meshes():
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
 def test_chair_keeps_its_legs(seed):
-    chair = V.normalize_mesh(procedural.chair(seed))
+    chair = normalize_mesh(make_chair(seed))
     R = 32
     occ = V.voxelize(chair, R)
-    legs = TriMesh(verts=chair.verts, faces=chair.faces[chair.face_labels == procedural.CHAIR_PARTS.index("legs")])
+    legs = TriMesh(verts=chair.verts, faces=chair.faces[chair.face_labels == CHAIR_PARTS.index("legs")])
     pts, _ = sample_surface(legs, 2000, torch.Generator().manual_seed(seed))
     idx = ((pts + 0.5) * R).floor().long().clamp(0, R - 1)
     assert occ[idx[:, 0], idx[:, 1], idx[:, 2]].all(), "a voxel a leg passes through is empty"
@@ -103,22 +104,13 @@ def test_chair_keeps_its_legs(seed):
         assert occ[:, iy, :].any(), f"layer {iy} below the seat is empty"
 
 
-def test_voxelize_is_fast():
-    import time
-    chair = V.normalize_mesh(procedural.chair(0))
-    V.voxelize(chair, 32)
-    t = time.perf_counter()
-    V.voxelize(chair, 32)
-    assert time.perf_counter() - t < 0.5
-
-
 # ----------------------------------------------------------------------------- binvox
 @pytest.mark.parametrize("D", [1, 2, 5, 32, 64])
 @pytest.mark.parametrize("fill", [0.0, 0.3, 1.0])
 def test_binvox_round_trip(tmp_path, D, fill):
     g = torch.rand(D, D, D, generator=torch.Generator().manual_seed(D)) < fill
-    path = V.write_binvox(tmp_path / "sub" / "g.binvox", g, translate=(0.25, -1.5, 3.0), scale=2.5)
-    back, translate, scale = V.read_binvox(path)
+    path = B.write_binvox(tmp_path / "sub" / "g.binvox", g, translate=(0.25, -1.5, 3.0), scale=2.5)
+    back, translate, scale = B.read_binvox(path)
     assert back.dtype == torch.bool and torch.equal(back, g)
     torch.testing.assert_close(translate, torch.tensor([0.25, -1.5, 3.0]))
     assert scale == 2.5
@@ -132,21 +124,21 @@ def test_binvox_hand_made_bytes_pin_the_axis_order(tmp_path):
     for pos, ijk in cases.items():
         runs = bytes([0, pos, 1, 1, 0, 7 - pos]) if pos else bytes([1, 1, 0, 7])
         (tmp_path / "a.binvox").write_bytes(header + runs)
-        g, _, _ = V.read_binvox(tmp_path / "a.binvox")
+        g, _, _ = B.read_binvox(tmp_path / "a.binvox")
         assert g.nonzero().tolist() == [list(ijk)], f"stream position {pos}"
-        V.write_binvox(tmp_path / "b.binvox", g)  # the writer produces the same bytes
+        B.write_binvox(tmp_path / "b.binvox", g)  # the writer produces the same bytes
         assert (tmp_path / "b.binvox").read_bytes().split(b"data\n", 1)[1] == runs
 
 
 def test_binvox_long_runs_split_at_255(tmp_path):
     g = torch.zeros(8, 8, 8, dtype=torch.bool)  # 512 empty voxels: runs of 255, 255, 2
-    V.write_binvox(tmp_path / "e.binvox", g)
+    B.write_binvox(tmp_path / "e.binvox", g)
     assert (tmp_path / "e.binvox").read_bytes().split(b"data\n", 1)[1] == bytes([0, 255, 0, 255, 0, 2])
 
 
 def test_binvox_without_translate_and_scale_and_version_2(tmp_path):
     (tmp_path / "v.binvox").write_bytes(b"#binvox 2\ndim 1 1 1\ndata\n" + bytes([7, 1]))
-    g, t, s = V.read_binvox(tmp_path / "v.binvox")
+    g, t, s = B.read_binvox(tmp_path / "v.binvox")
     assert g.tolist() == [[[True]]] and t.tolist() == [0.0, 0.0, 0.0] and s == 1.0
 
 
@@ -167,7 +159,7 @@ def test_binvox_malformed_header_names_file_and_line(tmp_path, header, line, exp
     path = tmp_path / "broken.binvox"
     path.write_bytes(header + bytes([0, 8]))
     with pytest.raises(ValueError) as e:
-        V.read_binvox(path)
+        B.read_binvox(path)
     msg = str(e.value)
     assert "broken.binvox" in msg and f"line {line}" in msg and expected in msg, msg
 
@@ -175,30 +167,30 @@ def test_binvox_malformed_header_names_file_and_line(tmp_path, header, line, exp
 @pytest.mark.parametrize("cut", [1, 2, 5])
 def test_binvox_truncated_data_names_file_and_counts(tmp_path, cut):
     g = torch.rand(6, 6, 6, generator=torch.Generator().manual_seed(0)) < 0.5
-    V.write_binvox(tmp_path / "full.binvox", g)
+    B.write_binvox(tmp_path / "full.binvox", g)
     raw = (tmp_path / "full.binvox").read_bytes()
     path = tmp_path / "cut.binvox"
     path.write_bytes(raw[:-cut])
     with pytest.raises(ValueError, match=r"cut\.binvox.*truncated.*decoded \d+ .*216"):
-        V.read_binvox(path)
+        B.read_binvox(path)
 
 
 def test_binvox_too_much_data_and_missing_file(tmp_path):
     path = tmp_path / "long.binvox"
     path.write_bytes(b"#binvox 1\ndim 2 2 2\ndata\n" + bytes([0, 9]))
     with pytest.raises(ValueError, match=r"long\.binvox.*9 voxels.*8"):
-        V.read_binvox(path)
+        B.read_binvox(path)
     with pytest.raises(FileNotFoundError, match="nope.binvox"):
-        V.read_binvox(tmp_path / "nope.binvox")
+        B.read_binvox(tmp_path / "nope.binvox")
 
 
 def test_write_binvox_rejects_non_cubic_and_bad_scale(tmp_path):
     with pytest.raises(ValueError, match="cubic"):
-        V.write_binvox(tmp_path / "x.binvox", torch.zeros(2, 3, 2, dtype=torch.bool))
+        B.write_binvox(tmp_path / "x.binvox", torch.zeros(2, 3, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="scale"):
-        V.write_binvox(tmp_path / "x.binvox", torch.zeros(2, 2, 2, dtype=torch.bool), scale=0.0)
+        B.write_binvox(tmp_path / "x.binvox", torch.zeros(2, 2, 2, dtype=torch.bool), scale=0.0)
     with pytest.raises(ValueError, match="R, R, R"):
-        V.write_binvox(tmp_path / "x.binvox", torch.zeros(4, 4, dtype=torch.bool))
+        B.write_binvox(tmp_path / "x.binvox", torch.zeros(4, 4, dtype=torch.bool))
     assert not os.listdir(tmp_path)
 
 
@@ -208,8 +200,8 @@ def test_blocky_mesh_is_closed_and_voxelizes_back(R):
     g = torch.rand(R, R, R, generator=torch.Generator().manual_seed(R)) < 0.4
     m = V.voxels_to_mesh(g, bounds=(-1.0, 1.0))
     h = 2.0 / R
-    assert abs(P.signed_volume(m) - float(g.sum()) * h ** 3) < 1e-4  # outward faces, exact volume
-    assert (P.edge_face_counts(m.faces) % 2 == 0).all()  # closed (edges shared by 2 or 4 faces)
+    assert abs(signed_volume(m.verts, m.faces) - float(g.sum()) * h ** 3) < 1e-4  # outward faces, exact volume
+    assert (edge_face_counts(m.faces) % 2 == 0).all()  # closed (edges shared by 2 or 4 faces)
     assert torch.equal(V.voxelize(m, R, bounds=(-1.0, 1.0), surface=False), g)
 
 
@@ -217,20 +209,12 @@ def test_smooth_mesh_and_empty_grid():
     g = V.voxelize(P.ico_sphere(3, radius=0.35), 24, surface=False)
     m = V.voxels_to_mesh(g, smooth=True)
     vol = float(g.sum()) / 24 ** 3
-    assert m.num_faces > 0 and abs(P.signed_volume(m) - vol) < 0.15 * vol  # outward, about right
+    assert m.num_faces > 0 and abs(signed_volume(m.verts, m.faces) - vol) < 0.15 * vol  # outward, about right
     assert m.verts.abs().max() < 0.5
     probs = torch.sigmoid(torch.randn(8, 8, 8, generator=torch.Generator().manual_seed(0)))
     assert torch.equal(V.voxels_to_mesh(probs, threshold=0.7).faces, V.voxels_to_mesh(probs > 0.7).faces)
     empty = V.voxels_to_mesh(torch.zeros(4, 4, 4, dtype=torch.bool), smooth=True)
     assert empty.num_verts == 0 and empty.num_faces == 0
-
-
-def test_normalize_mesh():
-    m = V.normalize_mesh(procedural.chair(3), extent=0.9)
-    ext = m.verts.max(0).values - m.verts.min(0).values
-    assert abs(float(ext.max()) - 0.9) < 1e-5
-    torch.testing.assert_close(m.verts.max(0).values + m.verts.min(0).values, torch.zeros(3), atol=1e-5, rtol=0)
-    assert np.isclose(float(m.verts.abs().max()), 0.45, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -252,7 +236,7 @@ def test_surface_voxels_are_exactly_those_a_triangle_meets(seed):
 
 
 def test_chunked_pair_enumeration_gives_the_same_grid(monkeypatch):
-    chair = V.normalize_mesh(procedural.chair(1))
+    chair = normalize_mesh(make_chair(1))
     whole = V.voxelize(chair, 24)
     monkeypatch.setattr(V._pairs, "__defaults__", (97,))  # tiny chunks: many loop iterations
     assert torch.equal(V.voxelize(chair, 24), whole)

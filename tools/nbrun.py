@@ -1,8 +1,10 @@
 """Run the course notebooks headlessly with papermill and write a markdown report.
 
-Each notebook runs with ``SMOKE`` and ``OUTPUT_DIR`` injected after its ``parameters`` cell,
-working directory = repo root. Everything a run produces goes to ``<out_root>/<stem>/``:
-the executed notebook ``<stem>.ipynb``, ``metrics.json`` (``lib.report``) and the media files.
+Each notebook runs with ``SMOKE`` and ``OUTPUT_DIR = <out_root>/<stem>`` injected after its
+``parameters`` cell, working directory = repo root. Everything a run produces goes to its mode
+folder ``<out_root>/<stem>/smoke/`` or ``.../full/`` (``lib.report.mode_dir``): the executed
+notebook ``<stem>.ipynb``, ``metrics.json`` (``lib.report``), the media files, and the
+checkpoints and data the notebook writes there. A smoke run never touches the full-mode folder.
 
     python -m tools.nbrun                  # all notebooks, smoke mode, into outputs/
     python -m tools.nbrun --nb 01 --smoke 0 --out outputs
@@ -70,25 +72,30 @@ def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = N
 
     Args:
         path: the ``.ipynb`` to run.
-        out_root: folder that gets ``<stem>/`` (emptied first, so no stale metrics survive).
+        out_root: folder that gets ``<stem>/<mode>/`` (that mode folder is emptied first, so no
+            stale metrics or checkpoints survive; the other mode's folder is left alone).
         smoke: value injected as ``SMOKE``.
         kernel_name: Jupyter kernel; None picks ``default_kernel()``.
         timeout: seconds allowed for any single cell.
 
     Returns:
         dict with ``name`` (stem), ``status`` ("passed"/"failed"), ``wall_s``, ``metrics``
-        (from ``lib.report.load_metrics``), ``media`` (paths relative to ``<out_root>/<stem>``),
-        ``error`` (None or text), ``notebook`` (executed copy) and ``kernel``.
+        (from ``lib.report.load_metrics``), ``run_dir`` (the mode folder relative to
+        ``out_root``, e.g. ``"01_cameras_and_rendering/smoke"``), ``media`` (file names in
+        ``run_dir``), ``error`` (None or text), ``notebook`` (executed copy) and ``kernel``.
     """
     import papermill as pm
 
-    from lib.report import load_metrics
+    from lib.report import METRICS_FILE, load_metrics, mode_dir
 
     path = Path(path).resolve()
     out_dir = (Path(out_root) / path.stem).resolve()
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
-    executed = out_dir / f"{path.stem}.ipynb"
+    run_dir = mode_dir(out_dir, bool(smoke))
+    shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    executed = run_dir / f"{path.stem}.ipynb"
+    stray = out_dir / METRICS_FILE  # written by a notebook that ignores mode_dir (checked below)
+    stray.unlink(missing_ok=True)
     kernel = kernel_name or default_kernel()
     # No MPLBACKEND here: the kernel must keep its inline backend, or figures vanish from the
     # executed notebook.
@@ -108,18 +115,23 @@ def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = N
     wall_s = time.perf_counter() - t0
 
     try:
-        metrics = load_metrics(out_dir)
+        metrics = load_metrics(run_dir)
     except (OSError, ValueError) as exc:
         metrics = {}
         error = (error + "\n" if error else "") + f"unreadable metrics.json: {exc}"
-    # Media are the files the notebook saved at the top of its folder; sub-folders hold data
-    # (captures, generated datasets, checkpoints), not pictures for the report.
-    media = sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+    if stray.exists() and not (run_dir / METRICS_FILE).exists():
+        error = (error + "\n" if error else "") + (
+            f"the notebook wrote {stray}, not {run_dir / METRICS_FILE}: make the Recorder with "
+            "RUN_DIR = lib.report.mode_dir(OUTPUT_DIR, SMOKE), so smoke and full runs never share files")
+    # Media are the files the notebook saved at the top of its mode folder; sub-folders hold data
+    # (captures, generated datasets), not pictures for the report.
+    media = sorted(p.name for p in run_dir.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
     return {
         "name": path.stem,
         "status": "failed" if error else "passed",
         "wall_s": round(wall_s, 2),
         "metrics": metrics,
+        "run_dir": run_dir.relative_to(Path(out_root).resolve()).as_posix(),
         "media": media,
         "error": error,
         "notebook": str(executed),
@@ -182,9 +194,9 @@ def report_table(results: list[dict]) -> str:
     """Markdown table, one row per result; links are relative to the output root."""
     rows = ["| notebook | status | wall (s) | metrics | media |", "|---|---|---:|---|---|"]
     for r in results:
-        name = f"[{r['name']}]({r['name']}/{r['name']}.ipynb)"
+        name = f"[{r['name']}]({r['run_dir']}/{r['name']}.ipynb)"
         metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in r["metrics"].items()) or "-"
-        media = " ".join(f"[{m}]({r['name']}/{m})" for m in r["media"]) or "-"
+        media = " ".join(f"[{m}]({r['run_dir']}/{m})" for m in r["media"]) or "-"
         status = "passed" if r["status"] == "passed" else "**FAILED**"
         rows.append(f"| {name} | {status} | {r['wall_s']:.1f} | {metrics} | {media} |")
     return "\n".join(rows)

@@ -48,7 +48,7 @@ def strip_archive_suffix(name: str) -> str:
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
                     kind: str | None = None) -> Path:
-    """Safely extract a .zip, .tar or .tar.gz/.tgz archive into the new folder ``dest``.
+    """Safely extract a .zip, .tar or .tar.gz/.tgz archive into ``dest``, a new or empty folder.
 
     Every member is checked before anything is written. Refused: absolute paths, paths that
     leave ``dest`` through ``..``, symlinks and hardlinks whose target lies outside ``dest``,
@@ -58,19 +58,21 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
 
     Args:
         archive: the archive file.
-        dest: folder to create; it must not exist yet.
+        dest: folder to create; if it exists it must be an empty folder (it is replaced).
         kind: ``"zip"``, ``"tar"`` or ``"tar.gz"``; None reads it from the file name.
 
     Returns:
         ``dest`` as a Path.
 
     Raises:
-        ValueError: ``dest`` exists, or a member is unsafe (the message names the member).
+        ValueError: ``dest`` is a file or a non-empty folder (the message lists what is in it),
+            or a member is unsafe (the message names the member).
     """
     archive, dest = Path(archive), Path(dest)
     kind = kind or archive_kind(archive.name)
-    if dest.exists():
-        raise ValueError(f"extract_archive: dest {str(dest)!r} already exists; remove it first")
+    _check_dest_empty(dest)
+    if dest.is_dir():
+        dest.rmdir()  # empty: the complete extraction takes its place
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.extracting-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
@@ -81,6 +83,23 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _check_dest_empty(dest: Path, shown: int = 5) -> None:
+    """Raise a ValueError saying what is in ``dest`` when it is a file or a non-empty folder."""
+    if dest.is_dir() and not dest.is_symlink():
+        names = sorted(p.name + "/" * p.is_dir() for p in dest.iterdir())
+        if not names:
+            return
+        listed = ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+        raise ValueError(
+            f"extract_archive: dest {str(dest)!r} is not empty: it holds {len(names)} "
+            f"entr{'y' if len(names) == 1 else 'ies'} ({listed}). Extract into a new or empty "
+            f"folder, or, if it is an earlier extraction you no longer need, delete it first "
+            f"(shutil.rmtree({str(dest)!r})) and extract again.")
+    if dest.exists() or dest.is_symlink():
+        raise ValueError(f"extract_archive: dest {str(dest)!r} exists and is not a folder (a file "
+                         "or a link); pass the path of a new or empty folder, or delete it first")
 
 
 def _inside(path: str, archive: Path, member: str, what: str = "member") -> str:

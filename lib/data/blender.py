@@ -1,5 +1,6 @@
-"""Multi-view datasets for NeRF: the NeRF-synthetic ("Blender") format, the PyTorch3D NeRF-project
-files, and a procedural scene written in the Blender format (offline, deterministic from a seed).
+"""Multi-view datasets for NeRF: the NeRF-synthetic ("Blender") format (read and write) and the
+PyTorch3D NeRF-project files. The procedural scene written in this format offline is
+``lib.data.still_life``.
 
 Blender format (``nerf_synthetic/lego``)::
 
@@ -14,10 +15,12 @@ columns of each pose flip; and Blender's world is z-up, so the world turns by -9
 (``x, y, z -> x, z, -y``) to make it y-up. RGBA images are composited over ``background``.
 
 Example:
-    >>> root = write_blender_scene("/tmp/scene", seed=0, n_train=4, n_val=1, n_test=1, image_size=32)
-    >>> data = load_blender(root, "train")
-    >>> data["images"].shape, data["c2w"].shape, data["near"], data["far"]
-    (torch.Size([4, 32, 32, 3]), torch.Size([4, 4, 4]), 2.0, 6.0)
+    >>> from lib import cameras
+    >>> c2w = cameras.orbit_poses(4, elevation=30.0, distance=4.0)
+    >>> path = write_blender_split("/tmp/blender_demo", "train", torch.rand(4, 32, 32, 4), c2w, LEGO_ANGLE_X)
+    >>> data = load_blender("/tmp/blender_demo", "train")
+    >>> data["images"].shape, data["near"], data["far"], bool(torch.allclose(data["c2w"], c2w, atol=1e-6))
+    (torch.Size([4, 32, 32, 3]), 2.0, 6.0, True)
 """
 from __future__ import annotations
 
@@ -29,9 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import _hw, orbit_poses
-from lib.geometry import box_sdf
-from lib.rays import get_rays, intersect_aabb
+from lib.cameras import _hw
 
 SPLITS = ("train", "val", "test")
 LEGO_ANGLE_X = 0.6911112070083618  # camera_angle_x of nerf_synthetic/lego
@@ -249,171 +250,44 @@ def load_pytorch3d_nerf(path, image_size=None, split: str = None, z_up: bool = N
             "background": corners.median(0).values}
 
 
-# ------------------------------------------------------- the procedural scene
-# A small still life on a round checkered table, lib world (y up), inside SCENE_BOUNDS:
-# a glossy striped ball, a cube with a painted grid, an upright rainbow ring. Every colour is a
-# procedural function of position (texture detail at all scales), lit by one sun with shadows;
-# the ball and the ring have a specular highlight, which moves with the viewer (view dependence).
-SCENE_BOUNDS = [[-1.0, -0.6, -1.0], [1.0, 0.75, 1.0]]  # (min, max) corners, lib world
-_LIGHT = torch.tensor([0.45, 0.8, 0.4]) / torch.tensor([0.45, 0.8, 0.4]).norm()
+# ------------------------------------------------------------------ writing
+def write_blender_split(root, split: str, images: torch.Tensor, c2w: torch.Tensor, camera_angle_x: float,
+                        near: float = None, far: float = None, scene_bounds=None, extra: dict = None) -> Path:
+    """Write one split in the Blender format: ``<root>/<split>/r_<i>.png`` and ``transforms_<split>.json``.
 
-
-def _scene_params(seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    j = lambda *s: (torch.rand(*s, generator=g) - 0.5)  # noqa: E731
-    return {"ball_c": torch.tensor([-0.38, -0.12, 0.22]) + 0.06 * j(3) * torch.tensor([1, 0, 1]),
-            "ball_r": 0.33, "cube_c": torch.tensor([0.38, -0.2, 0.05]) + 0.06 * j(3) * torch.tensor([1, 0, 1]),
-            "cube_h": 0.23, "cube_angle": 0.5 + 0.4 * float(j(1)),
-            "ring_c": torch.tensor([0.0, 0.22, -0.42]), "ring_R": 0.3, "ring_r": 0.085,
-            "hue": float(torch.rand(1, generator=g))}
-
-
-def _rot_y(a: float) -> torch.Tensor:
-    c, s = math.cos(a), math.sin(a)
-    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _scene_sdfs(p: torch.Tensor, s: dict) -> torch.Tensor:
-    """(..., 3) points -> (..., 4) signed distances to table, ball, cube, ring."""
-    d_xz = p[..., [0, 2]].norm(dim=-1)
-    q = torch.stack([d_xz - 0.95, (p[..., 1] + 0.52).abs() - 0.04], -1)  # table: a flat cylinder
-    table = q.amax(-1).clamp_max(0) + q.clamp_min(0).norm(dim=-1) - 0.01
-    ball = (p - s["ball_c"]).norm(dim=-1) - s["ball_r"]
-    qc = (p - s["cube_c"]) @ _rot_y(s["cube_angle"])
-    cube = box_sdf(qc, 0.0, 2 * (s["cube_h"] - 0.03)) - 0.03  # rounded edges
-    qr = p - s["ring_c"]  # ring in the xy plane (axis along z)
-    ring = torch.stack([qr[..., [0, 1]].norm(dim=-1) - s["ring_R"], qr[..., 2]], -1).norm(dim=-1) - s["ring_r"]
-    return torch.stack([table, ball, cube, ring], -1)
-
-
-def _hsv(h, sat, val):
-    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], -1)
-    return val[..., None] * (1 - sat[..., None] * (torch.minimum(k, 4 - k).clamp(0, 1)))
-
-
-def _albedo(p: torch.Tensor, obj: torch.Tensor, s: dict) -> torch.Tensor:
-    """(M, 3) procedural colours of surface points ``p`` on objects ``obj`` (M,)."""
-    one = torch.ones_like(p[:, 0])
-    chk = ((torch.floor(p[:, 0] * 4) + torch.floor(p[:, 2] * 4)) % 2)[:, None]
-    ring_r = p[:, [0, 2]].norm(dim=-1)
-    table = torch.where(chk > 0, torch.tensor([0.93, 0.87, 0.74]), torch.tensor([0.28, 0.45, 0.5]))
-    table = table * (1 - 0.25 * (ring_r > 0.85).float()[:, None])  # a darker rim
-    b = p - s["ball_c"]
-    lon, lat = torch.atan2(b[:, 2], b[:, 0]), torch.asin((b[:, 1] / s["ball_r"]).clamp(-1, 1))
-    stripe = 0.5 + 0.5 * torch.sin(5 * lon + 3 * lat)
-    ball = _hsv((s["hue"] + 0.08 * stripe) % 1, 0.75 * one, 0.45 + 0.5 * stripe)
-    qc = (p - s["cube_c"]) @ _rot_y(s["cube_angle"])
-    near_line = ((qc * 3 / s["cube_h"]).frac() - 0.5).abs() > 0.4  # painted lines (3 per side)
-    face_axis = qc.abs().argmax(-1, keepdim=True)  # the face's normal axis carries no lines
-    grid = near_line.scatter(-1, face_axis, False).any(-1)
-    cube = torch.where(grid[:, None], torch.tensor([0.95, 0.95, 0.9]),
-                       _hsv((s["hue"] + 0.5 + 0.3 * qc[:, 1]) % 1, 0.7 * one, 0.75 * one))
-    qr = p - s["ring_c"]
-    ring = _hsv((torch.atan2(qr[:, 1], qr[:, 0]) / (2 * math.pi)) % 1, 0.8 * one, 0.95 * one)
-    cols = torch.stack([table, ball, cube, ring], 1)  # (M, 4, 3)
-    return cols[torch.arange(len(p)), obj]
-
-
-def _trace(o, d, s, t0, t1, steps=96):
-    """Sphere tracing: (R,) hit distance (inf for a miss); only rays still marching are evaluated."""
-    t = t0.clone()
-    result = torch.full_like(t, float("inf"))
-    idx = torch.nonzero(t0 < t1).squeeze(-1)
-    for _ in range(steps):
-        if idx.numel() == 0:
-            break
-        dist = _scene_sdfs(o[idx] + t[idx, None] * d[idx], s).amin(-1)
-        hit = dist < 1e-3
-        result[idx[hit]] = t[idx[hit]]
-        t[idx] = t[idx] + 0.95 * dist
-        idx = idx[~hit & (t[idx] <= t1[idx])]
-    return result
-
-
-def _shade(o, d, s, specular: float) -> torch.Tensor:
-    """(R, 4) RGBA of rays (R, 3) through the scene."""
-    t0, t1, inside = intersect_aabb(o, d, torch.tensor(SCENE_BOUNDS))
-    t = _trace(o, d, s, t0.clamp_min(0), torch.where(inside, t1, t0 - 1))
-    out = torch.zeros(len(o), 4)
-    hit = torch.isfinite(t)
-    p, dh = o[hit] + t[hit, None] * d[hit], d[hit]
-    obj = _scene_sdfs(p, s).argmin(-1)
-    e = 1e-3 * torch.eye(3)
-    n = torch.stack([(_scene_sdfs(p + e[i], s).amin(-1) - _scene_sdfs(p - e[i], s).amin(-1)) for i in range(3)], -1)
-    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    ps = p + 4e-3 * n  # shadow ray towards the sun
-    shadow = ~torch.isfinite(_trace(ps, _LIGHT.expand_as(ps), s, torch.zeros(len(p)), torch.full((len(p),), 3.0), 48))
-    diffuse = (n @ _LIGHT).clamp_min(0) * shadow
-    half = _LIGHT - dh
-    half = half / half.norm(dim=-1, keepdim=True)
-    glossy = ((obj == 1) | (obj == 3)).float()
-    spec = specular * glossy * (n * half).sum(-1).clamp_min(0) ** 40 * shadow
-    rgb = _albedo(p, obj, s) * (0.35 + 0.65 * diffuse)[:, None] + spec[:, None]
-    out[hit, :3], out[hit, 3] = rgb.clamp(0, 1), 1.0
-    return out
-
-
-def render_scene(c2w: torch.Tensor, K: torch.Tensor, image_size, seed: int = 0, specular: float = 0.6,
-                 supersample: int = 2) -> torch.Tensor:
-    """Ray-trace the procedural scene (pure torch; no PyTorch3D).
+    The inverse of :func:`load_blender` for one split: poses and the scene box are converted back
+    to Blender's convention (:func:`lib_to_blender`).
 
     Args:
-        c2w: (N, 4, 4) lib poses. K: (3, 3). image_size: H or (H, W).
-        seed: scene variant (object placement jitter, colours). specular: highlight strength
-            (0: a purely diffuse, view-independent scene). supersample: rays per pixel side.
+        root: the scene folder (created). split: "train", "val" or "test".
+        images: (N, H, W, 4) RGBA (or (N, H, W, 3) RGB) float in [0, 1], written as 8-bit PNGs.
+        c2w: (N, 4, 4) lib poses. camera_angle_x: horizontal field of view, radians.
+        near, far: ray distances to record (None: not written; the loader then uses 2 and 6).
+        scene_bounds: (2, 3) box (min, max) holding the scene, lib world (None: not written).
+        extra: more json keys to record (e.g. the generator's settings).
     Returns:
-        (N, H, W, 4) float32 RGBA in [0, 1]; alpha is the (antialiased) coverage.
-    """
-    h, w = _hw(image_size)
-    ss = int(supersample)
-    Ks = K.clone().float()
-    Ks[:2] *= ss
-    params = _scene_params(seed)
-    o, d = get_rays(c2w.reshape(-1, 4, 4), Ks, (h * ss, w * ss))  # all views in one batch of rays
-    rgba = _shade(o.reshape(-1, 3), d.reshape(-1, 3), params, specular).reshape(-1, h * ss, w * ss, 4)
-    return F.avg_pool2d(rgba.permute(0, 3, 1, 2), ss).permute(0, 2, 3, 1)
-
-
-def scene_poses(n: int, split: str, seed: int = 0, distance: float = 4.0) -> torch.Tensor:
-    """(n, 4, 4) poses: random on the upper hemisphere (train/val), a 30-degree circle (test)."""
-    if split == "test":
-        return orbit_poses(n, elevation=30.0, distance=distance)
-    g = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
-    az = torch.rand(n, generator=g) * 360.0
-    el = torch.rad2deg(torch.asin(0.1 + 0.8 * torch.rand(n, generator=g)))  # uniform on a cap
-    return orbit_poses(az, el, distance)
-
-
-def write_blender_scene(root, seed: int = 0, n_train: int = 50, n_val: int = 5, n_test: int = 8,
-                        image_size: int = 64, background: str = "white", specular: float = 0.6) -> Path:
-    """Render the procedural scene into a Blender-format folder (deterministic from ``seed``).
-
-    Images are RGBA PNGs (alpha = coverage), as in nerf_synthetic, so :func:`load_blender` can put
-    them on any background; ``background`` is recorded in the json as the intended one. The json
-    also records ``near``/``far`` (2, 6: cameras at distance 4, scene inside ``SCENE_BOUNDS``) and
-    ``scene_bounds``, in Blender's world frame like the poses. Lego's field of view is used.
-
-    Returns:
-        ``Path(root)``.
+        the path of the json file.
     """
     import imageio.v3 as iio
 
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if images.ndim != 4 or images.shape[-1] not in (3, 4) or c2w.shape != (images.shape[0], 4, 4):
+        raise ValueError(f"write_blender_split: `images` must be (N, H, W, 3 or 4) and `c2w` (N, 4, 4), "
+                         f"got {tuple(images.shape)} and {tuple(c2w.shape)}")
     root = Path(root)
-    h, w = _hw(image_size)
-    fov_y = math.degrees(2 * math.atan(math.tan(LEGO_ANGLE_X / 2) * h / w))
-    f = 0.5 * w / math.tan(LEGO_ANGLE_X / 2)
-    K = torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
-    bounds_blender = _bounds_to_lib(SCENE_BOUNDS, inverse=True)
-    for split, n in zip(SPLITS, (n_train, n_val, n_test)):
-        poses = scene_poses(n, split, seed)
-        rgba = render_scene(poses, K, (h, w), seed, specular)
-        (root / split).mkdir(parents=True, exist_ok=True)
-        frames = []
-        for i, (pose, img) in enumerate(zip(poses, rgba)):
-            iio.imwrite(root / split / f"r_{i}.png", (img.numpy() * 255 + 0.5).astype(np.uint8))
-            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": lib_to_blender(pose).tolist()})
-        meta = {"camera_angle_x": LEGO_ANGLE_X, "frames": frames, "near": 2.0, "far": 6.0,
-                "scene_bounds": bounds_blender.tolist(), "background": background, "seed": seed,
-                "generator": "lib.data.blender.write_blender_scene", "fov_y_degrees": fov_y}
-        (root / f"transforms_{split}.json").write_text(json.dumps(meta, indent=1))
-    return root
+    (root / split).mkdir(parents=True, exist_ok=True)
+    frames = []
+    for i, (pose, img) in enumerate(zip(c2w, images)):
+        iio.imwrite(root / split / f"r_{i}.png", (img.detach().cpu().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
+        frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": lib_to_blender(pose).tolist()})
+    meta = {"camera_angle_x": float(camera_angle_x), "frames": frames}
+    for key, value in (("near", near), ("far", far)):
+        if value is not None:
+            meta[key] = float(value)
+    if scene_bounds is not None:
+        meta["scene_bounds"] = _bounds_to_lib(scene_bounds, inverse=True).tolist()
+    meta.update(extra or {})
+    path = root / f"transforms_{split}.json"
+    path.write_text(json.dumps(meta, indent=1))
+    return path

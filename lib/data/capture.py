@@ -9,6 +9,8 @@ On-disk layout of a capture folder::
     mask_000.png ...    8-bit, 255 where the object covers the pixel
 
 Example:
+    >>> import pytest
+    >>> _ = pytest.importorskip("pytorch3d")  # skipped where PyTorch3D is not installed
     >>> from lib.primitives import box
     >>> cap = capture(box((0, 0, 0), (1, 1, 1)), random_orbit_poses(3, 3.0, generator=torch.Generator().manual_seed(0)),
     ...               fov=50.0, image_size=32)

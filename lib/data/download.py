@@ -1,6 +1,6 @@
 """The download layer: fetch a file, checked against its sha256, from a list of mirrors.
 
-Full mode on Colab fetches real meshes, datasets and weights through :func:`fetch`; smoke mode
+Full mode on Colab fetches real meshes, datasets and weights through :func:`fetch_resource`; smoke mode
 and the tests never touch the network (the tests serve files from a local HTTP server).
 A :class:`Resource` names the file, its sha256 and its mirrors, tried in order:
 
@@ -21,7 +21,7 @@ Environment: the cache folder is the ``cache_dir`` argument, else the environmen
 
 Example:
     >>> res = Resource("cow.obj", sha256="0" * 64, urls=["https://example.org/cow.obj"])
-    >>> path = fetch(res)  # doctest: +SKIP
+    >>> path = fetch_resource(res)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Resource:
 
     Attributes:
         filename: name of the file in the cache folder, e.g. ``"cow.obj"`` (no folders).
-        sha256: lowercase hex digest of the file. None means "not pinned yet": :func:`fetch`
+        sha256: lowercase hex digest of the file. None means "not pinned yet": :func:`fetch_resource`
             then refuses the resource unless it is called with ``allow_unverified=True``.
         urls: mirrors tried in order: ``http(s)://...``, ``gdrive://<id>`` or
             ``hf://<owner>/<repo>/<path>@<revision>``.
@@ -163,7 +163,7 @@ def resolve_url(mirror: str) -> str:
     return f"{HF_ENDPOINT}/{prefix}{repo}/resolve/{urllib.parse.quote(revision, safe='')}/{path}"
 
 
-def fetch(resource: Resource, cache_dir: str | os.PathLike | None = None, retries: int = 3,
+def fetch_resource(resource: Resource, cache_dir: str | os.PathLike | None = None, retries: int = 3,
           backoff: float = 1.0, timeout: float = 60, progress: bool = True,
           allow_unverified: bool = False) -> Path:
     """Return the cached, verified file of ``resource``, downloading it first if needed.
@@ -187,7 +187,7 @@ def fetch(resource: Resource, cache_dir: str | os.PathLike | None = None, retrie
     if resource.sha256 is None:
         if not allow_unverified:
             raise ValueError(
-                f"Resource {resource.filename!r} has no pinned sha256, so fetch refuses to "
+                f"Resource {resource.filename!r} has no pinned sha256, so fetch_resource refuses to "
                 "download it unverified. Fill in its sha256 from a verified download "
                 "(lib.data.download.sha256sum(path)), or pass allow_unverified=True to accept "
                 "whatever the host serves.")
@@ -268,9 +268,11 @@ def _verify_part(part: Path, resource: Resource) -> str | None:
     size = part.stat().st_size
     got = sha256sum(part) if resource.sha256 else None
     if resource.size is not None and size != resource.size:
-        reason = f"size mismatch: expected {resource.size} bytes, got {size}"
+        reason = (f"size mismatch: expected {resource.size} bytes, got {size} (this mirror serves "
+                  "other bytes than the pinned file; its copy was rejected)")
     elif got != resource.sha256:
-        reason = f"checksum mismatch: expected sha256 {resource.sha256}, got {got}"
+        reason = (f"checksum mismatch: expected sha256 {resource.sha256}, got {got} (this mirror "
+                  "serves other bytes than the pinned file; its copy was rejected)")
     else:
         return None
     part.unlink()
@@ -383,7 +385,7 @@ def _error_message(resource: Resource, failures: list[tuple[str, str]], target: 
     lines.append(f"  2. Put it at: {target}")
     if resource.sha256:
         lines.append(f"  3. Check that its sha256 is {resource.sha256} (lib.data.download."
-                     "sha256sum(path)); fetch then uses it without the network.")
+                     "sha256sum(path)); fetch_resource then uses it without the network.")
     if resource.manual:
         lines.append(f"  Notes: {resource.manual}")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ is one, the line::
 
 Example (CPU)::
 
-    >>> from lib.data.procedural import write_toy_animal
+    >>> from lib.data.toy_animal import write_toy_animal
     >>> from lib.data.mesh_io import load_obj
     >>> mesh = load_obj(write_toy_animal("/tmp/toy"))
     >>> mesh.texture.shape
@@ -19,6 +19,7 @@ Only torch and numpy are imported here; Pillow is imported when a texture is rea
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -44,8 +45,8 @@ def load_obj(path: PathLike) -> TriMesh:
 
     Understood statements:
         ``v x y z [w]`` and ``v x y z r g b`` (vertex colours; 0-255 values are rescaled, and
-        vertices without a colour in a coloured file are white); ``vt u [v [w]]``; ``vn``
-        (ignored: normals are recomputed from faces); ``f`` with corners ``v``, ``v/vt``,
+        vertices without a colour in a coloured file are white); ``vt u [v [w]]``; ``vn x y z``
+        (checked, then ignored: normals are recomputed from faces); every number must be finite; ``f`` with corners ``v``, ``v/vt``,
         ``v//vn`` or ``v/vt/vn``, 1-based or negative (relative) indices, polygons
         fan-triangulated; ``g`` / ``o`` groups (become ``face_labels``, label = order of first
         use, or the order in a ``# label_names:`` header written by :func:`save_obj`);
@@ -67,8 +68,8 @@ def load_obj(path: PathLike) -> TriMesh:
 
     Raises:
         FileNotFoundError: the .obj, a referenced .mtl or a referenced texture is missing.
-        ValueError: a malformed line, an index out of range, no faces, a texture that is not
-            an (H, W, 3|4) image. The message names the file and line.
+        ValueError: a malformed line, a NaN or infinite number, an index out of range, no faces,
+            a texture that is not an (H, W, 3|4) image. The message names the file and line.
     """
     path = Path(path)
     if not path.is_file():
@@ -92,9 +93,13 @@ def load_obj(path: PathLike) -> TriMesh:
 
     def numbers(tok, lineno, raw, expected):
         try:
-            return [float(x) for x in tok]
+            vals = [float(x) for x in tok]
         except ValueError:
             raise err(lineno, f"expected {expected}, got {raw.strip()!r}") from None
+        bad = [x for x, v in zip(tok, vals) if not math.isfinite(v)]
+        if bad:
+            raise err(lineno, f"expected finite numbers, got {bad[0]!r} in {raw.strip()!r}")
+        return vals
 
     def index(s, count, lineno, raw, what):
         try:
@@ -135,6 +140,10 @@ def load_obj(path: PathLike) -> TriMesh:
                 raise err(lineno, f"expected 'vt u v' with 2 numbers, got {raw.strip()!r}")
             vals = numbers(tok[1:], lineno, raw, "'vt u v' with 2 numbers")
             uvs.append((vals + [0.0])[:2])
+        elif key == "vn":  # checked, then ignored (normals are recomputed from faces)
+            if len(tok) != 4:
+                raise err(lineno, f"expected 'vn x y z' with 3 numbers, got {raw.strip()!r}")
+            numbers(tok[1:], lineno, raw, "'vn x y z' with 3 numbers")
         elif key == "f":
             if len(tok) < 4:
                 raise err(lineno, f"a face needs at least 3 corners, got {raw.strip()!r}")
@@ -167,7 +176,7 @@ def load_obj(path: PathLike) -> TriMesh:
             mat = " ".join(tok[1:])
             if mat not in used_mtls:
                 used_mtls.append(mat)
-        # vn, s, l, p, curves and other statements are skipped
+        # s, l, p, curves and other statements are skipped
 
     if not fv:
         raise ValueError(f"{name}: no faces ('f' lines) in {path}; a mesh needs at least one triangle "

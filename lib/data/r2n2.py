@@ -2,7 +2,7 @@
 
 One reader, :class:`R2N2Dataset`, for the ShapeNet subset of 3D-R2N2 (Choy et al., 2016) as the
 course subsets ship it (Hugging Face ``learning3dvision/r2n2_shapenet_dataset``, read in full
-mode) and for the procedural chairs, cars and airplanes that :func:`write_procedural_r2n2` writes
+mode) and for the procedural shapes that ``lib.data.r2n2_procedural.write_procedural_r2n2`` writes
 in exactly the same layout (smoke mode, tests)::
 
     <root>/
@@ -35,6 +35,7 @@ the mesh's); procedural ones carry the exact frame in their binvox header
 
 Example (CPU)::
 
+    >>> from lib.data.r2n2_procedural import write_procedural_r2n2
     >>> root = write_procedural_r2n2("/tmp/r2n2_demo", n_models=4, image_size=32)
     >>> ds = R2N2Dataset(root, split="train", n_points=256)
     >>> item = ds[0]
@@ -47,7 +48,7 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -127,166 +128,6 @@ def write_metadata(path, rows) -> Path:
     return Path(path)
 
 
-# ---------------------------------------------------------------------- procedural writer
-def _makers():
-    from lib.data import procedural as P
-    return {"chair": P.chair, "car": P.car, "airplane": P.airplane, "lamp": P.lamp, "vase": P.vase}
-
-
-def shapenet_normalize(mesh: TriMesh) -> TriMesh:
-    """ShapeNetCore v1's normalisation: bounding box centred at the origin, diagonal 1."""
-    lo, hi = mesh.verts.min(0).values, mesh.verts.max(0).values
-    diag = float((hi - lo).norm())
-    if diag <= 0:
-        raise ValueError("shapenet_normalize: the mesh has zero extent")
-    return TriMesh(verts=((mesh.verts - (lo + hi) / 2) / diag).float(), faces=mesh.faces,
-                   vert_colors=mesh.vert_colors, face_labels=mesh.face_labels, label_names=mesh.label_names)
-
-
-def write_procedural_r2n2(root, categories: Sequence[str] = ("chair",), n_models=60, seed: int = 0,
-                          image_size: int = 64, n_views: int = N_VIEWS, splits=(0.7, 0.1, 0.2),
-                          supersample: int = 2, progress: bool = False) -> Path:
-    """Write procedural shapes in the R2N2 layout (module docstring) and return ``root``.
-
-    Per model: ``procedural.<category>(seed_i)`` normalised the ShapeNet way, 24 views from
-    random cameras drawn in R2N2's ranges (azimuth 0-360, elevation 20-30 degrees, distance
-    ratio 0.7-0.9), rendered by :func:`render_views` (flat shading, ``supersample``^2 samples per
-    pixel) as RGBA PNGs with a transparent background, the metadata encoded as R2N2 encodes it,
-    the 32^3 solid voxelisation (``lib.voxels.voxelize``) and the mesh as .obj. Deterministic in
-    ``seed``. A finished dataset is recognised by its ``r2n2_info.json`` (written last) and not
-    written again when the arguments match.
-
-    Args:
-        root: output folder. categories: names from ``chair, car, airplane, lamp, vase``.
-        n_models: models per category (int) or ``{category: int}``.
-        image_size: PNG side in pixels. n_views: views per model (R2N2: 24).
-        splits: fractions (train, val, test) of each category's models.
-    Returns:
-        ``Path(root)``.
-    """
-    root, makers = Path(root), _makers()
-    bad = [c for c in categories if c not in makers]
-    if bad:
-        raise ValueError(f"write_procedural_r2n2: unknown categories {bad}; choose from {sorted(makers)}")
-    counts = {c: int(n_models[c] if isinstance(n_models, dict) else n_models) for c in categories}
-    info = {"generator": "lib.data.r2n2.write_procedural_r2n2", "version": 1, "categories": list(categories),
-            "n_models": counts, "seed": seed, "image_size": image_size, "n_views": n_views,
-            "splits": list(splits), "supersample": supersample, "voxel_frame": "binvox_header"}
-    if (root / INFO_FILE).is_file() and json.loads((root / INFO_FILE).read_text()) == info:
-        return root
-    split = {"train": {}, "val": {}, "test": {}}
-    for k, cat in enumerate(categories):
-        syn = SYNSETS[cat]
-        n = counts[cat]
-        n_train, n_val = int(round(n * splits[0])), int(round(n * splits[1]))
-        for i in range(n):
-            rng = np.random.default_rng([seed, k, i])
-            model_id = f"{cat}_{seed:03d}_{i:04d}"
-            mesh = shapenet_normalize(makers[cat](int(rng.integers(2 ** 31))))
-            meta = np.stack([rng.uniform(0, 360, n_views), rng.uniform(20, 30, n_views), np.zeros(n_views),
-                             rng.uniform(0.7, 0.9, n_views), np.full(n_views, 25.0)], 1)
-            _write_model(root, syn, model_id, mesh, meta, image_size, supersample)
-            part = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-            split[part].setdefault(syn, {})[model_id] = list(range(n_views))
-            if progress and (i + 1) % 10 == 0:
-                print(f"{cat}: {i + 1}/{n} models written")
-    (root / "split.json").write_text(json.dumps(split, indent=1))
-    (root / INFO_FILE).write_text(json.dumps(info, indent=1))
-    return root
-
-
-def _write_model(root: Path, syn: str, model_id: str, mesh: TriMesh, meta: np.ndarray, image_size: int,
-                 supersample: int) -> None:
-    """One model's renders (RGBA PNGs), metadata, renderings.txt, binvox and obj."""
-    from PIL import Image
-
-    from lib.data.mesh_io import save_obj
-    from lib.voxels import voxelize, write_binvox
-
-    c2w, K = r2n2_camera(meta[:, 0], meta[:, 1], meta[:, 3], image_size * supersample)
-    out = render_views(mesh, c2w, K, image_size * supersample)
-    rgba = torch.cat([out["rgb"] * out["mask"][..., None], out["mask"][..., None].float()], -1)
-    rgba = torch.nn.functional.avg_pool2d(rgba.permute(0, 3, 1, 2), supersample).permute(0, 2, 3, 1)
-    rgba[..., :3] = rgba[..., :3] / rgba[..., 3:].clamp_min(1e-6)  # straight (not premultiplied) alpha
-    img = (rgba.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    rdir = root / "r2n2" / "ShapeNetRendering" / syn / model_id / "rendering"
-    rdir.mkdir(parents=True, exist_ok=True)
-    for v in range(len(img)):
-        Image.fromarray(img[v], "RGBA").save(rdir / f"{v:02d}.png")
-    write_metadata(rdir / "rendering_metadata.txt", meta)
-    (rdir / "renderings.txt").write_text("".join(f"{v:02d}.png\n" for v in range(len(img))))
-    occ = voxelize(mesh, VOXEL_RES, bounds=GRID_BOUNDS)
-    write_binvox(root / "r2n2" / "ShapeNetVox32" / syn / model_id / "model.binvox", occ,
-                 translate=(GRID_BOUNDS[0],) * 3, scale=GRID_BOUNDS[1] - GRID_BOUNDS[0])
-    save_obj(root / "shapenet" / syn / model_id / "model.obj", mesh)
-
-
-# --------------------------------------------------------------------- a small z-buffer
-def render_views(mesh: TriMesh, c2w: torch.Tensor, K: torch.Tensor, image_size: int,
-                 ambient: float = 0.45, cull_back_faces: bool = True) -> dict:
-    """Flat-shaded renders of a small vertex-coloured mesh from N cameras, on the CPU, fast.
-
-    PyTorch3D's CPU rasterizer tests every face at every pixel (cost ~ faces x pixels); this
-    z-buffer visits only the pixels inside each face's bounding box, which for a few hundred
-    faces and 24 small views is 10-50x faster. Each face gets the mean colour of its corners,
-    lit by a headlight: ``colour * (ambient + (1 - ambient) |n . view|)``. The coverage and the
-    visible faces match ``lib.render.render_mesh`` (tested). ``cull_back_faces`` skips faces
-    turned away from the camera: right for closed meshes wound outward (``lib.primitives``).
-
-    Args:
-        mesh: TriMesh with vert_colors (white if None). c2w: (N, 4, 4). K: (N, 3, 3) or (3, 3).
-        image_size: S, square images.
-    Returns:
-        dict with ``rgb`` (N, S, S, 3) float32 on white, ``mask`` (N, S, S) bool, ``face`` (N, S, S)
-        int64 (-1 where empty) and ``depth`` (N, S, S) camera z (0 where empty).
-    """
-    from lib.render.common import batch_cameras
-
-    c2w, K = batch_cameras(c2w, K)
-    N, S = c2w.shape[0], int(image_size)
-    f = mesh.faces.long()
-    cols = (mesh.vert_colors if mesh.vert_colors is not None else torch.ones_like(mesh.verts))[f].mean(1)
-    w2c = cameras.world_to_camera(c2w)
-    cam = torch.einsum("nij,vj->nvi", w2c[:, :3, :3], mesh.verts) + w2c[:, None, :3, 3]  # (N, V, 3)
-    z = cam[..., 2]
-    uv = torch.einsum("nij,nvj->nvi", K[:, :2, :], cam) / z.clamp_min(1e-6)[..., None]  # (N, V, 2)
-    tri_uv, tri_z = uv[:, f], z[:, f]  # (N, F, 3, 2), (N, F, 3)
-    v = mesh.verts[f]  # (F, 3, 3)
-    normal = torch.nn.functional.normalize(torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), dim=-1)
-    view = torch.nn.functional.normalize(v.mean(1)[None] - c2w[:, None, :3, 3], dim=-1)  # (N, F, 3)
-    facing = (normal[None] * view).sum(-1)  # (N, F), < 0 for faces turned towards the camera
-    ok = (tri_z > 1e-3).all(-1) & ((facing < 0) if cull_back_faces else True)
-    lo = (tri_uv.amin(2) - 0.5).ceil().clamp(0, S).long()  # first pixel column / row inside
-    hi = (tri_uv.amax(2) - 0.5).floor().clamp(-1, S - 1).long()
-    n_px = ((hi - lo + 1).clamp(min=0).prod(-1)) * ok  # (N, F) pixels in each bounding box
-    flat = n_px.reshape(-1)
-    pair = torch.repeat_interleave(torch.arange(flat.numel()), flat)  # (P,) index into N * F
-    local = torch.arange(int(flat.sum())) - torch.repeat_interleave(flat.cumsum(0) - flat, flat)
-    width = (hi - lo + 1).clamp(min=1)[..., 0].reshape(-1)[pair]
-    px = lo[..., 0].reshape(-1)[pair] + local % width
-    py = lo[..., 1].reshape(-1)[pair] + local // width
-    q = torch.stack([px + 0.5, py + 0.5], -1)  # (P, 2) pixel centres
-    t = tri_uv.reshape(-1, 3, 2)[pair]  # (P, 3, 2)
-    w = torch.stack([(t[:, (k + 1) % 3, 0] - q[:, 0]) * (t[:, (k + 2) % 3, 1] - q[:, 1])
-                     - (t[:, (k + 2) % 3, 0] - q[:, 0]) * (t[:, (k + 1) % 3, 1] - q[:, 1]) for k in range(3)], 1)
-    area = w.sum(1)
-    inside = (area.abs() > 1e-12) & (((w >= 0).all(1)) | ((w <= 0).all(1)))
-    pair, px, py, b = pair[inside], px[inside], py[inside], w[inside] / area[inside, None]
-    depth = 1.0 / (b / tri_z.reshape(-1, 3)[pair]).sum(1)  # perspective-correct camera z
-    pix = (pair // f.shape[0]) * S * S + py * S + px  # (P,) flat pixel index
-    zbuf = torch.full((N * S * S,), float("inf")).scatter_reduce(0, pix, depth, "amin")
-    front = depth <= zbuf[pix]
-    face = torch.full((N * S * S,), -1, dtype=torch.long)
-    face[pix[front]] = pair[front] % f.shape[0]
-    face = face.reshape(N, S, S)
-    mask = face >= 0
-    lit = ambient + (1 - ambient) * facing.abs()  # (N, F)
-    shade = torch.gather(lit, 1, face.clamp(min=0).reshape(N, -1)).reshape(N, S, S, 1) * cols[face.clamp(min=0)]
-    rgb = torch.where(mask[..., None], shade, torch.ones(3))
-    zb = zbuf.reshape(N, S, S)
-    return {"rgb": rgb.clamp(0, 1), "mask": mask, "face": face, "depth": torch.where(mask, zb, torch.zeros(()))}
-
-
 # ------------------------------------------------------------------------------- reading
 @dataclass
 class ModelRecord:
@@ -341,7 +182,7 @@ def canonical_voxels(path, mesh: TriMesh, frame: str = "mesh_bbox") -> torch.Ten
     ``"mesh_bbox"`` (real R2N2, as PyTorch3D does) stretches the occupied voxels' bounding box
     onto the mesh's. Either way the occupied centres are re-binned onto the canonical grid.
     """
-    from lib.voxels import read_binvox
+    from lib.data.binvox import read_binvox
 
     path = Path(path)
     try:

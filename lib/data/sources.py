@@ -4,47 +4,59 @@ Smoke mode and the tests never fetch these: they use procedural data in the same
 notebook in full mode asks for a resource by name::
 
     from lib.data import sources
-    obj_path = sources.fetch_cow_mesh(allow_unverified=True)  # cow.obj, .mtl and texture beside
+    obj_path = sources.fetch_cow_mesh()  # cow.obj, with cow.mtl and cow_texture.png beside it
     path = sources.fetch("cow_texture")  # any single entry of SOURCES
 
-Each entry should pin its sha256. An entry whose ``sha256`` is None (the cow, for now) has not
-been verified: :func:`lib.data.download.fetch` refuses it unless the caller passes
+An entry pins its sha256 (and size): every mirror's copy is checked against it, and a mirror that
+serves other bytes is rejected. An entry whose ``sha256`` is None has not been verified yet:
+:func:`lib.data.download.fetch_resource` refuses it unless the caller passes
 ``allow_unverified=True``, and then prints a loud warning.
+
+Example:
+    >>> get("cow_obj").size, get("cow_obj").urls[0].startswith("https://raw.githubusercontent.com/")
+    (330659, True)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lib.data.download import Resource
-from lib.data.download import fetch as _fetch
+from lib.data.download import Resource, fetch_resource
 
-_PYTORCH3D_COW = "https://dl.fbaipublicfiles.com/pytorch3d/data/cow_mesh/"
+
+def _mirrored(bases: list[str], manual: str,
+              files: dict[str, tuple[str, int | None, str | None, str]]) -> dict[str, Resource]:
+    """Resources served under the same folder URLs: ``files`` maps a registry name to
+    ``(filename, size, sha256, description)``; each base URL (ending in "/") is one mirror."""
+    return {name: Resource(filename, sha256=sha256, size=size, urls=[base + filename for base in bases],
+                           description=description, manual=manual)
+            for name, (filename, size, sha256, description) in files.items()}
+
+
+# ------------------------------------------------------------------- the cow (notebooks 01, 05)
+# The PyTorch3D tutorials' cow. The 16-825 course (learning3d/assignment1 on GitHub) publishes the
+# same three files; raw URLs at a fixed commit are immutable, so that copy is the first mirror and
+# the pins below are its bytes. PyTorch3D's own host comes second: a copy whose bytes differ from
+# the pin is rejected there (DownloadError says "checksum mismatch" for that URL).
+_COW_COMMIT = "e3c25fbd7a6ae8d0212cf00c791f621483e51a04"
+_COW_MIRRORS = [f"https://raw.githubusercontent.com/learning3d/assignment1/{_COW_COMMIT}/data/",
+                "https://dl.fbaipublicfiles.com/pytorch3d/data/cow_mesh/"]
 _COW_MANUAL = (
     "The PyTorch3D tutorials use this cow (derived from Keenan Crane's 'Spot'). Its three files "
     "(cow.obj, cow.mtl, cow_texture.png) must sit in the same folder, because cow.obj names "
     "cow.mtl and cow.mtl names cow_texture.png. With a shell: wget -P <cache folder> "
-    f"{_PYTORCH3D_COW}cow.obj (and likewise cow.mtl, cow_texture.png).")
-
-# The cow's sha256 values are not pinned (None): the host was unreachable from the machine this
-# registry was written on, and no published checksum or byte-exact copy of the files could be
-# found. They must be filled in from a verified download: fetch once on Colab with
-# allow_unverified=True, check that the mesh renders as in the PyTorch3D tutorials, then paste
-# lib.data.download.sha256sum(path) of each file here (and its size, in bytes).
-SOURCES: dict[str, Resource] = {
-    "cow_obj": Resource(
-        "cow.obj", sha256=None, urls=[_PYTORCH3D_COW + "cow.obj"],
-        description="PyTorch3D tutorial cow mesh: geometry and UVs (Wavefront OBJ)",
-        manual=_COW_MANUAL),
-    "cow_mtl": Resource(
-        "cow.mtl", sha256=None, urls=[_PYTORCH3D_COW + "cow.mtl"],
-        description="PyTorch3D tutorial cow mesh: material file naming the texture",
-        manual=_COW_MANUAL),
-    "cow_texture": Resource(
-        "cow_texture.png", sha256=None, urls=[_PYTORCH3D_COW + "cow_texture.png"],
-        description="PyTorch3D tutorial cow mesh: texture map (PNG)",
-        manual=_COW_MANUAL),
-}
+    f"{_COW_MIRRORS[0]}cow.obj (and likewise cow.mtl, cow_texture.png).")
+SOURCES: dict[str, Resource] = _mirrored(_COW_MIRRORS, _COW_MANUAL, {
+    "cow_obj": ("cow.obj", 330659,
+                "62337f06b4aa4f2eaa95f854553a02039d853365a78b0a581c26ece5691a6d99",
+                "PyTorch3D tutorial cow mesh: geometry and UVs (Wavefront OBJ)"),
+    "cow_mtl": ("cow.mtl", 155,
+                "ce6398d52486f81f2c329b1683ad4fedce970471aa36e589e05c5177432db6cb",
+                "PyTorch3D tutorial cow mesh: material file naming the texture"),
+    "cow_texture": ("cow_texture.png", 78699,
+                    "cddabbae52a666173e7953e238b88340d285044dc20b36f8ed3f1a41db534fa5",
+                    "PyTorch3D tutorial cow mesh: texture map (PNG)"),
+})
 
 COW_MESH = ("cow_obj", "cow_mtl", "cow_texture")
 
@@ -62,23 +74,23 @@ def get(name: str) -> Resource:
 
 def fetch(name: str, **fetch_kwargs) -> Path:
     """Fetch the registered resource ``name``; keyword arguments go to
-    :func:`lib.data.download.fetch` (``cache_dir``, ``retries``, ``allow_unverified``, ...)."""
-    return _fetch(get(name), **fetch_kwargs)
+    :func:`lib.data.download.fetch_resource` (``cache_dir``, ``retries``, ``allow_unverified``, ...)."""
+    return fetch_resource(get(name), **fetch_kwargs)
 
 
 def fetch_cow_mesh(**fetch_kwargs) -> Path:
-    """Fetch cow.obj, cow.mtl and cow_texture.png into one cache folder; return cow.obj's path.
+    """Fetch cow.obj, cow.mtl and cow_texture.png (pinned) into one cache folder; return cow.obj's path.
 
-    ``pytorch3d.io.load_objs_as_meshes([path])`` loads it with its texture. Keyword arguments
-    go to :func:`lib.data.download.fetch` (until the sha256 values are pinned, the call needs
-    ``allow_unverified=True``).
+    ``lib.data.mesh_io.load_obj(path)`` reads it, as does
+    ``pytorch3d.io.load_objs_as_meshes([path])`` with its texture. Keyword arguments go to
+    :func:`lib.data.download.fetch_resource`.
     """
     paths = [fetch(name, **fetch_kwargs) for name in COW_MESH]
     return paths[0]
 
 
 # ------------------------------------------------------------------ NeRF data (notebook 04, 05)
-# sha256 values are None for the same reason as the cow's: the hosts were unreachable from the
+# sha256 values are None (not pinned yet): the hosts were unreachable from the
 # machine these entries were written on and no published checksums were found. Pin them from a
 # verified download (fetch once with allow_unverified=True, check the images and cameras load and
 # look right, then paste lib.data.download.sha256sum(path) and the size here).
@@ -93,36 +105,24 @@ _NERF_SYNTHETIC_MANUAL = (
     "official NeRF data folder on Google Drive (https://drive.google.com/drive/folders/"
     "128yBriW1IG_3NJ5Rp7APSTZsJqdJdfc1). Download it in a browser when Drive's quota refuses "
     "gdown, and put it in the cache folder; fetch then extracts it.")
-SOURCES.update({
-    "nerf_synthetic": Resource(
-        "nerf_synthetic.zip", sha256=None, extract=True,
-        urls=["gdrive://18JxhpWD-4ZmuFKLzKlAw-w5PpzZxXOcG",
-              "https://cseweb.ucsd.edu/~viscomp/projects/LF/papers/ECCV20/nerf/nerf_synthetic.zip"],
-        description="NeRF-synthetic scenes (lego, chair, ...) in the Blender format, 800x800 RGBA",
-        manual=_NERF_SYNTHETIC_MANUAL),
-    "pt3d_lego_cameras": Resource(
-        "lego.pth", sha256=None, urls=[_PT3D_NERF + "lego.pth"],
-        description="PyTorch3D NeRF project: lego cameras (PerspectiveCameras, NDC) and split",
-        manual=_PT3D_NERF_MANUAL),
-    "pt3d_lego_images": Resource(
-        "lego.png", sha256=None, urls=[_PT3D_NERF + "lego.png"],
-        description="PyTorch3D NeRF project: lego images, stacked vertically in one PNG",
-        manual=_PT3D_NERF_MANUAL),
-    "pt3d_fern_cameras": Resource(
-        "fern.pth", sha256=None, urls=[_PT3D_NERF + "fern.pth"],
-        description="PyTorch3D NeRF project: fern (LLFF, forward-facing) cameras and split",
-        manual=_PT3D_NERF_MANUAL),
-    "pt3d_fern_images": Resource(
-        "fern.png", sha256=None, urls=[_PT3D_NERF + "fern.png"],
-        description="PyTorch3D NeRF project: fern images, stacked vertically in one PNG",
-        manual=_PT3D_NERF_MANUAL),
-})
+SOURCES["nerf_synthetic"] = Resource(
+    "nerf_synthetic.zip", sha256=None, extract=True,
+    urls=["gdrive://18JxhpWD-4ZmuFKLzKlAw-w5PpzZxXOcG",
+          "https://cseweb.ucsd.edu/~viscomp/projects/LF/papers/ECCV20/nerf/nerf_synthetic.zip"],
+    description="NeRF-synthetic scenes (lego, chair, ...) in the Blender format, 800x800 RGBA",
+    manual=_NERF_SYNTHETIC_MANUAL)
+_PT3D_NERF_SCENES = {"lego": "lego (Blender synthetic)", "fern": "fern (LLFF, forward-facing)"}
+_PT3D_NERF_FILES = {"cameras": ("pth", "cameras (NDC) and train/val/test split"),
+                    "images": ("png", "images, stacked vertically in one PNG")}
+SOURCES.update(_mirrored([_PT3D_NERF], _PT3D_NERF_MANUAL, {
+    f"pt3d_{scene}_{kind}": (f"{scene}.{ext}", None, None, f"PyTorch3D NeRF project: {what} {content}")
+    for scene, what in _PT3D_NERF_SCENES.items() for kind, (ext, content) in _PT3D_NERF_FILES.items()}))
 
 
 def fetch_pytorch3d_nerf(name: str = "lego", **fetch_kwargs) -> Path:
     """Fetch ``<name>.pth`` and ``<name>.png`` ("lego" or "fern") of PyTorch3D's NeRF project into
     one cache folder and return the ``.pth`` path, for :func:`lib.data.blender.load_pytorch3d_nerf`.
-    Keyword arguments go to :func:`lib.data.download.fetch` (``allow_unverified=True`` until the
+    Keyword arguments go to :func:`lib.data.download.fetch_resource` (``allow_unverified=True`` until the
     sha256 values are pinned)."""
     if name not in ("lego", "fern"):
         raise ValueError(f"name must be 'lego' or 'fern', got {name!r}")
@@ -146,7 +146,7 @@ def fetch_nerf_synthetic(scene: str = "lego", **fetch_kwargs) -> Path:
 # ----------------------------------------------------------------------------- R2N2 (notebook 03)
 # The course subsets of 3D-R2N2's ShapeNet renderings + voxels + ShapeNetCore v1 meshes, as the
 # learning3dvision course publishes them on Hugging Face (layout: see lib.data.r2n2). The sha256
-# values are not pinned (None) for the same reason as the cow's: the host was unreachable from the
+# values are not pinned (None): the host was unreachable from the
 # machine this registry was written on and no published checksum was found. Fetch once on Colab
 # with allow_unverified=True, check the data (R2N2Dataset validates every file it lists), then
 # paste lib.data.download.sha256sum(path) and the size here.

@@ -1,2 +1,7 @@
 """Models: the only place in ``lib`` that holds learnable state (``nn.Module``s).
-One module per family (encoders/decoders for single- and multi-view 3D, NeRF fields, SDF fields)."""
+
+One module per family: ``embedding`` (the harmonic embedding NeRF and SDF networks share),
+``nerf`` (radiance fields), ``sdf`` (a signed distance network), ``single_view`` and
+``multi_view`` (image encoders and shape decoders of notebook 03). Their losses are in
+``lib.losses``, their training and evaluation helpers in ``lib.recon`` and ``lib.nerf_loop``,
+the SDF-to-density transforms in ``lib.render.sdf_density``."""

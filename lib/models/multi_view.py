@@ -1,18 +1,18 @@
 """Multi-view 3D reconstruction: a set of views in, a coloured point cloud or a voxel grid out.
 
-Two models share one small image encoder (:class:`ImageEncoder`, applied to every view with the
-same weights) and one idea: views are combined by a *symmetric* pooling across the view axis
-(max or mean), so the output does not depend on the order of the views.
+Two models share one small image encoder (:class:`SmallConvEncoder`, applied to every view with
+the same weights) and one idea: views are combined by a *symmetric* pooling across the view axis
+(:class:`ViewPool`: max or mean), so the output does not depend on the order of the views.
 
 - :class:`ColoredPointNet`: V fixed views -> (N, 3) points + (N, 3) colours. Per-view features
   are pooled with max *and* mean (concatenated), a fully connected decoder emits the points, and
   a per-point colour head maps (pooled feature, point position) -> RGB.
 - :class:`MultiViewVAEGAN`: 1..V views (optionally with their camera poses) -> a 32^3 occupancy
   grid, trained as a 3D-VAE-GAN: encoder -> (mu, logvar) -> z -> 3D transposed-conv generator,
-  plus a 3D conv discriminator. Losses: ``lib.losses.voxel_bce`` (reconstruction),
-  :func:`kl_divergence` weighted by the annealing schedule :func:`kl_weight`, and the
-  non-saturating GAN losses :func:`generator_adv_loss` / :func:`discriminator_loss`.
-  :func:`vaegan_step` does one D update and one E+G update.
+  plus a 3D conv discriminator. The losses (``voxel_bce``, ``kl_divergence``, the GAN losses) are
+  in :mod:`lib.losses` (with ``colored_chamfer`` for the point model); the training step
+  ``vaegan_step``, the KL schedule ``kl_weight`` and the colour targets ``colors_from_views``
+  are in :mod:`lib.recon`.
 
 Shapes: images (B, V, 3, H, W) float in [0, 1]; poses c2w (B, V, 4, 4) in the convention of
 ``lib.cameras``; voxels (B, 32, 32, 32) float {0, 1} indexed [ix, iy, iz]; points world units.
@@ -36,8 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.cameras import project
-from lib.losses import voxel_bce
 from lib.voxels import occupancy_logits
 
 POSE_DIM = 12  # pose encoding: the 12 entries of c2w[:3, :4] (rotation columns + camera centre)
@@ -46,8 +44,8 @@ FUSIONS = ("mean", "max")
 
 
 # ============================================================================ checks, pooling
-def check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] = None,
-                name: str = "images") -> None:
+def _check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] = None,
+                 name: str = "images") -> None:
     """Raise ``ValueError`` unless ``images`` is (B, V, 3, image_size, image_size) (V = n_views if given)."""
     if not torch.is_tensor(images) or images.ndim != 5 or images.shape[2] != 3:
         got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
@@ -60,27 +58,31 @@ def check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] = 
                          f"{tuple(images.shape[-2:])}; resize them or build the model with that image_size")
 
 
-def pool_views(feats: torch.Tensor, mode: str) -> torch.Tensor:
-    """Symmetric pooling over the view axis: (B, V, C) -> (B, C) ("mean", "max") or (B, 2C) ("maxmean")."""
-    if mode == "mean":
-        return feats.mean(1)
-    if mode == "max":
-        return feats.amax(1)
-    if mode == "maxmean":
+class ViewPool(nn.Module):
+    """Symmetric pooling over the view axis: (B, V, C) -> (B, C) for ``mode`` "mean" or "max",
+    (B, 2C) for "maxmean" (max and mean concatenated). The result does not depend on view order."""
+
+    MODES = ("mean", "max", "maxmean")
+
+    def __init__(self, mode: str):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"pooling mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.mode == "mean":
+            return feats.mean(1)
+        if self.mode == "max":
+            return feats.amax(1)
         return torch.cat([feats.amax(1), feats.mean(1)], -1)
-    raise ValueError(f"pooling mode must be 'mean', 'max' or 'maxmean', got {mode!r}")
 
-
-def encode_pose(c2w: torch.Tensor) -> torch.Tensor:
-    """(..., 4, 4) camera-to-world -> (..., POSE_DIM) = the rows of c2w[:3, :4] flattened."""
-    if not torch.is_tensor(c2w) or c2w.shape[-2:] != (4, 4):
-        got = tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__
-        raise ValueError(f"`c2w` must be (..., 4, 4), got {got}")
-    return c2w[..., :3, :4].reshape(*c2w.shape[:-2], POSE_DIM)
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
 
 
 # ============================================================================ image encoder
-class ImageEncoder(nn.Module):
+class SmallConvEncoder(nn.Module):
     """Shared per-view CNN: (N, 3, S, S) -> (N, out_dim). Four stride-2 3x3 convs (S -> S/16), ReLU,
     then a linear layer. No batch statistics, so a view's feature never depends on the other views.
 
@@ -136,7 +138,8 @@ class ColoredPointNet(nn.Module):
     def __init__(self, cfg: PointNetConfig = PointNetConfig()):
         super().__init__()
         self.cfg = cfg
-        self.encoder = ImageEncoder(cfg.image_size, out_dim=cfg.feat_dim)
+        self.encoder = SmallConvEncoder(cfg.image_size, out_dim=cfg.feat_dim)
+        self.pool = ViewPool("maxmean")
         self.decoder = nn.Sequential(nn.Linear(2 * cfg.feat_dim, cfg.hidden), nn.ReLU(inplace=True),
                                      nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(inplace=True),
                                      nn.Linear(cfg.hidden, cfg.n_points * 3))
@@ -155,10 +158,10 @@ class ColoredPointNet(nn.Module):
 
     def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, V, 3, S, S) -> (B, 2C): the shared encoder on every view, then max || mean over views."""
-        check_views(images, self.cfg.image_size, self.cfg.n_views)
+        _check_views(images, self.cfg.image_size, self.cfg.n_views)
         b, v = images.shape[:2]
         feats = self.encoder(images.flatten(0, 1)).view(b, v, -1)  # (B, V, C)
-        return pool_views(feats, "maxmean")
+        return self.pool(feats)
 
     def forward(self, images: torch.Tensor):
         g = self.pooled_features(images)  # (B, 2C)
@@ -166,81 +169,6 @@ class ColoredPointNet(nn.Module):
         cg = self.color_global(g)[:, None].expand(-1, self.cfg.n_points, -1)  # (B, N, color_dim)
         colors = torch.sigmoid(self.color_head(torch.cat([cg, points], -1)))
         return points, colors
-
-
-def colors_from_views(points: torch.Tensor, images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
-                      grid: int = 16, tol: float = 0.05, background=(1.0, 1.0, 1.0)):
-    """Colour targets for surface points: the mean image colour over the views that see each point.
-
-    Visibility uses a coarse point z-buffer: each view's image is cut into ``grid`` x ``grid``
-    cells; a point is visible when it projects inside the image, its depth is within ``tol``
-    of the nearest point in its cell, and its pixel is not the background colour (within 0.03;
-    thin parts whose projection slips off the silhouette). Points no view sees take the colour
-    of the nearest seen point.
-
-    Args:
-        points: (N, 3) world. images: (V, 3, H, W) in [0, 1]. c2w: (V, 4, 4). K: (V, 3, 3).
-        background: RGB of the renders' background, or None to keep every pixel.
-    Returns:
-        colors: (N, 3) float32 in [0, 1]; seen: (N,) int64, the number of views that see each point.
-    """
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"`points` must be (N, 3), got {tuple(points.shape)}")
-    if images.ndim != 4 or images.shape[1] != 3 or c2w.shape != (images.shape[0], 4, 4) \
-            or K.shape != (images.shape[0], 3, 3):
-        raise ValueError(f"expected images (V, 3, H, W), c2w (V, 4, 4), K (V, 3, 3), got "
-                         f"{tuple(images.shape)}, {tuple(c2w.shape)}, {tuple(K.shape)}")
-    h, w = images.shape[-2:]
-    total, seen = torch.zeros(points.shape[0], 3), torch.zeros(points.shape[0], dtype=torch.long)
-    for i in range(images.shape[0]):
-        uv, depth = project(points, c2w[i], K[i])
-        col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-        inside = (depth > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        cell = (row.clamp(0, h - 1) * grid // h) * grid + col.clamp(0, w - 1) * grid // w
-        zmin = torch.full((grid * grid,), float("inf")).scatter_reduce(
-            0, cell[inside], depth[inside], "amin")
-        vis = inside & (depth <= zmin[cell] + tol)
-        rgb = images[i, :, row.clamp(0, h - 1), col.clamp(0, w - 1)].T  # (N, 3)
-        if background is not None:
-            vis &= (rgb - rgb.new_tensor(background)).abs().amax(1) > 0.03
-        total[vis] += rgb[vis]
-        seen += vis.long()
-    colors = total / seen.clamp(min=1)[:, None]
-    if (seen == 0).any() and (seen > 0).any():
-        nn_idx = torch.cdist(points[seen == 0], points[seen > 0]).argmin(1)
-        colors[seen == 0] = colors[seen > 0][nn_idx]
-    return colors, seen
-
-
-def colored_chamfer(pred_points: torch.Tensor, pred_colors: torch.Tensor, gt_points: torch.Tensor,
-                    gt_colors: torch.Tensor):
-    """Chamfer distance on positions + L1 colour error between nearest neighbours.
-
-    The nearest neighbours come from ``pytorch3d.ops.knn_points`` (K = 1), so the first number
-    equals the batch mean of :func:`lib.losses.chamfer_distance`.
-
-    Args:
-        pred_points, pred_colors: (B, N, 3). gt_points, gt_colors: (B, M, 3).
-    Returns:
-        chamfer: () mean over the batch of (mean squared distance to the nearest neighbour, both
-        directions summed); color: () mean L1 colour error of each point against its nearest
-        neighbour in the other cloud, the two directions averaged.
-    """
-    from pytorch3d.ops import knn_points
-
-    for name, t in (("pred_points", pred_points), ("pred_colors", pred_colors),
-                    ("gt_points", gt_points), ("gt_colors", gt_colors)):
-        if not torch.is_tensor(t) or t.ndim != 3 or t.shape[-1] != 3:
-            raise ValueError(f"`{name}` must be (B, N, 3), got {tuple(t.shape) if torch.is_tensor(t) else t}")
-    if pred_points.shape != pred_colors.shape or gt_points.shape != gt_colors.shape:
-        raise ValueError(f"points and colours must match: pred {tuple(pred_points.shape)} vs "
-                         f"{tuple(pred_colors.shape)}, gt {tuple(gt_points.shape)} vs {tuple(gt_colors.shape)}")
-    pg, gp = knn_points(pred_points, gt_points, K=1), knn_points(gt_points, pred_points, K=1)
-    chamfer = pg.dists[..., 0].mean() + gp.dists[..., 0].mean()
-    gt_at_pred = torch.gather(gt_colors, 1, pg.idx.expand(-1, -1, 3))
-    pred_at_gt = torch.gather(pred_colors, 1, gp.idx.expand(-1, -1, 3))
-    color = 0.5 * ((pred_colors - gt_at_pred).abs().mean() + (pred_at_gt - gt_colors).abs().mean())
-    return chamfer, color
 
 
 # ============================================================================ 3D-VAE-GAN
@@ -275,13 +203,23 @@ class MultiViewEncoder(nn.Module):
         if cfg.fusion not in FUSIONS:
             raise ValueError(f"VAEGANConfig.fusion must be one of {FUSIONS}, got {cfg.fusion!r}")
         self.cfg = cfg
-        self.image = ImageEncoder(cfg.image_size, out_dim=cfg.feat_dim)
+        self.image = SmallConvEncoder(cfg.image_size, out_dim=cfg.feat_dim)
         self.in_width = cfg.feat_dim + (POSE_DIM if cfg.use_pose else 0)
         self.view_mlp = nn.Sequential(nn.Linear(self.in_width, cfg.feat_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(cfg.feat_dim, 2 * cfg.latent_dim)
+        self.pool = ViewPool(cfg.fusion)
+
+    @staticmethod
+    def encode_pose(c2w: torch.Tensor) -> torch.Tensor:
+        """(..., 4, 4) camera-to-world (``lib.cameras``) -> (..., POSE_DIM): the rows of
+        ``c2w[:3, :4]`` flattened (rotation and camera centre)."""
+        if not torch.is_tensor(c2w) or c2w.shape[-2:] != (4, 4):
+            got = tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__
+            raise ValueError(f"`c2w` must be (..., 4, 4), got {got}")
+        return c2w[..., :3, :4].reshape(*c2w.shape[:-2], POSE_DIM)
 
     def forward(self, images: torch.Tensor, c2w: Optional[torch.Tensor] = None):
-        check_views(images, self.cfg.image_size)
+        _check_views(images, self.cfg.image_size)
         b, v = images.shape[:2]
         if not 1 <= v <= self.cfg.max_views:
             raise ValueError(f"`images` must hold 1..{self.cfg.max_views} views, got {v}")
@@ -290,8 +228,8 @@ class MultiViewEncoder(nn.Module):
             if c2w is None or tuple(c2w.shape) != (b, v, 4, 4):
                 got = None if c2w is None else tuple(c2w.shape)
                 raise ValueError(f"use_pose=True needs `c2w` of shape {(b, v, 4, 4)} (one pose per view), got {got}")
-            feats = torch.cat([feats, encode_pose(c2w).to(feats)], -1)  # (B, V, feat_dim + POSE_DIM)
-        mu, logvar = self.head(pool_views(self.view_mlp(feats), self.cfg.fusion)).chunk(2, -1)
+            feats = torch.cat([feats, self.encode_pose(c2w).to(feats)], -1)  # (B, V, feat_dim + POSE_DIM)
+        mu, logvar = self.head(self.pool(self.view_mlp(feats))).chunk(2, -1)
         return mu, logvar.clamp(-10, 10)
 
 
@@ -365,61 +303,3 @@ class MultiViewVAEGAN(nn.Module):
     def ae_parameters(self):
         """Encoder + generator parameters (the discriminator has its own optimizer)."""
         return list(self.encoder.parameters()) + list(self.generator.parameters())
-
-
-def kl_weight(step: int, warmup_steps: int, beta_max: float = 1.0, delay: int = 0) -> float:
-    """KL annealing: 0 for ``step < delay``, then linear up to ``beta_max`` over ``warmup_steps``, then flat."""
-    if warmup_steps < 0 or delay < 0:
-        raise ValueError(f"warmup_steps and delay must be >= 0, got {warmup_steps}, {delay}")
-    if step < delay:
-        return 0.0
-    if warmup_steps == 0:
-        return float(beta_max)
-    return float(beta_max) * min(1.0, (step - delay) / warmup_steps)
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)), summed over the latent, mean over the batch: (B, L) -> ()."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean()
-
-
-def generator_adv_loss(d_fake: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss -log D(G(z)) = softplus(-logit): (B,) -> ()."""
-    return F.softplus(-d_fake).mean()
-
-
-def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """-log D(x) - log(1 - D(G(z))) = softplus(-real) + softplus(fake): (B,), (B,) -> ()."""
-    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-
-
-def vaegan_step(model: MultiViewVAEGAN, opt_ae, opt_d, images, voxels, c2w=None, beta: float = 1e-3,
-                adv_weight: float = 1e-3, pos_weight: Optional[float] = None, generator=None) -> dict:
-    """One 3D-VAE-GAN training step: a discriminator update, then an encoder + generator update on
-    ``recon + beta * KL + adv_weight * adversarial``. ``adv_weight=0`` skips the discriminator.
-
-    Args:
-        images: (B, V, 3, S, S). voxels: (B, 32, 32, 32) {0, 1}. c2w: (B, V, 4, 4) or None.
-        beta: KL weight of this step (from :func:`kl_weight`).
-    Returns:
-        dict of floats: loss, recon, kl, adv, d_loss.
-    """
-    model.train()
-    logits, mu, logvar = model(images, c2w, sample=True, generator=generator)
-    probs, disc, b = torch.sigmoid(logits), model.discriminator, logits.shape[0]
-    d_loss = adv = torch.zeros(())
-    if adv_weight > 0:
-        d_logits = disc(torch.cat([voxels.float(), probs.detach()]))  # real and fake in one pass
-        d_loss = discriminator_loss(d_logits[:b], d_logits[b:])
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        disc.requires_grad_(False)  # the generator's pass needs gradients for the input only
-        adv = generator_adv_loss(disc(probs))
-        disc.requires_grad_(True)
-    recon, kl = voxel_bce(logits, voxels, pos_weight), kl_divergence(mu, logvar)
-    loss = recon + beta * kl + adv_weight * adv
-    opt_ae.zero_grad(set_to_none=True)
-    loss.backward()
-    opt_ae.step()
-    return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "adv": adv.item(), "d_loss": d_loss.item()}

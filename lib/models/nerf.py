@@ -1,4 +1,4 @@
-"""Radiance fields: NeRF's harmonic embedding and MLP, and a box-shaped density to fit by hand.
+"""Radiance fields: NeRF's MLP on harmonic features, and a box-shaped density to fit by hand.
 
 Every field here is a callable ``(points (..., 3), dirs (..., 3)) -> (sigma (...,), rgb (..., 3))``
 (world frame, unit directions), the ``field_fn`` that :func:`lib.render.volume.volume_render`
@@ -12,7 +12,6 @@ Example:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -21,36 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.geometry import box_sdf
-
-
-class HarmonicEmbedding(nn.Module):
-    """Positional encoding ``gamma(x) = [x, sin(2^k pi x), cos(2^k pi x)]`` for k = 0..n_freqs-1.
-
-    Low frequencies carry the coarse shape, high ones the detail an MLP cannot otherwise fit
-    ("spectral bias"). Layout: the input (if kept), then all sines, then all cosines, each block
-    ordered (dimension, frequency): ``sin(x_0 f_0), sin(x_0 f_1), ..., sin(x_1 f_0), ...``.
-
-    Args:
-        n_freqs: number of octaves. include_input: keep x itself.
-    Shapes:
-        (..., D) -> (..., D * (2 * n_freqs + include_input))
-    """
-
-    def __init__(self, n_freqs: int, include_input: bool = True):
-        super().__init__()
-        if n_freqs < 0:
-            raise ValueError(f"n_freqs must be >= 0, got {n_freqs}")
-        self.n_freqs, self.include_input = int(n_freqs), bool(include_input)
-        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(self.n_freqs, dtype=torch.float32),
-                             persistent=False)  # (F,)
-
-    def out_dim(self, in_dim: int = 3) -> int:
-        return in_dim * (2 * self.n_freqs + int(self.include_input))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = (x[..., None] * self.freqs).flatten(-2)  # (..., D * F)
-        parts = ([x] if self.include_input else []) + [torch.sin(xf), torch.cos(xf)]
-        return torch.cat(parts, -1)
+from lib.models.embedding import HarmonicEmbedding
 
 
 @dataclass
@@ -58,7 +28,8 @@ class NeRFConfig:
     """Settings of :class:`NeRFField`.
 
     Attributes:
-        n_freqs_xyz: octaves of the position encoding (10 in the paper).
+        n_freqs_xyz: octaves of the position encoding (10 in the paper); frequencies ``pi 2^k``
+            (:class:`lib.models.embedding.HarmonicEmbedding` with ``base_freq = pi``).
         n_freqs_dir: octaves of the direction encoding (4 in the paper).
         hidden: width of the position MLP (256 in the paper).
         n_layers: depth of the position MLP (8 in the paper).

@@ -1,6 +1,15 @@
-"""Renderers. ``mesh`` and ``points`` wrap PyTorch3D's rasterizers (imported lazily inside the
-functions, so this package imports without PyTorch3D); later notebooks add pure-torch volume,
-surface and Gaussian renderers here."""
+"""Renderers. Each takes cameras in ``lib.cameras``' convention (c2w, OpenCV axes; K in pixels).
+
+- ``mesh``, ``points``: PyTorch3D's mesh and point rasterizers (imported lazily inside the
+  functions, so this package imports without PyTorch3D); settings in ``common.RenderSettings``.
+- ``zbuffer``: a pure-torch z-buffer for small meshes: visibility (face, depth, perspective-correct
+  barycentrics), attribute interpolation, flat shading.
+- ``volume``: volume rendering of a field callback (stratified and importance samples, weights).
+- ``occupancy``: an occupancy grid that skips empty space (pure torch; nerfacc on CUDA).
+- ``surface``: sphere tracing of SDFs, their normals, and an exact ray-torus oracle.
+- ``raytrace``: scenes of several SDF objects with a sun, shadows and highlights.
+- ``sdf_density``: from a signed distance to a density (VolSDF) or an opacity (NeuS).
+"""
 from lib.render.common import RenderSettings
 from lib.render.mesh import render_mesh
 from lib.render.points import render_points

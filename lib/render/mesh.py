@@ -1,6 +1,8 @@
 """Mesh rendering with PyTorch3D: RGB, depth and mask from our cameras (see ``lib.cameras``).
 
 Example:
+    >>> import pytest
+    >>> _ = pytest.importorskip("pytorch3d")  # skipped where PyTorch3D is not installed
     >>> from lib.primitives import box
     >>> from lib.cameras import orbit_poses, intrinsics_from_fov
     >>> out = render_mesh(box((0, 0, 0), (1, 1, 1)), orbit_poses(4, 20.0, 3.0),

@@ -1,6 +1,8 @@
 """Point-cloud rendering with PyTorch3D's points rasterizer and alpha compositing.
 
 Example:
+    >>> import pytest
+    >>> _ = pytest.importorskip("pytorch3d")  # skipped where PyTorch3D is not installed
     >>> from lib.cameras import orbit_poses, intrinsics_from_fov
     >>> pts = torch.rand(500, 3) - 0.5
     >>> out = render_points(pts, pts + 0.5, orbit_poses(2, 20.0, 3.0), intrinsics_from_fov(50.0, 32),

@@ -21,26 +21,14 @@ Example (CPU)::
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from lib.rays import _check_rays, get_rays, intersect_aabb
+from lib.rays import Bound, _bound, _check_rays, get_rays, intersect_aabb
 
 SDFFn = Callable[[torch.Tensor], torch.Tensor]
-Bound = Union[float, torch.Tensor]
-
-
-def _ray_bound(x: Bound, n: int, name: str, like: torch.Tensor) -> torch.Tensor:
-    """A near/far bound as an (R,) tensor, from a float or an (R,) tensor."""
-    b = torch.as_tensor(x, dtype=like.dtype, device=like.device)
-    if b.ndim == 0:
-        return b.expand(n)
-    if b.shape != (n,):
-        raise ValueError(f"sphere_trace: `{name}` must be a float or an (R,) tensor with R={n}, "
-                         f"got shape {tuple(b.shape)}")
-    return b
 
 
 def _eval_sdf(sdf_fn: SDFFn, points: torch.Tensor, fn: str, where: str = "") -> torch.Tensor:
@@ -128,7 +116,7 @@ def sphere_trace(sdf_fn: SDFFn, origins: torch.Tensor, directions: torch.Tensor,
     if max_steps < 1:
         raise ValueError(f"sphere_trace: max_steps must be >= 1, got {max_steps}")
     n_rays = origins.shape[0]
-    near, far = _ray_bound(near, n_rays, "near", origins), _ray_bound(far, n_rays, "far", origins)
+    near, far = (_bound(b, n_rays, name, origins, "sphere_trace")[:, 0] for b, name in ((near, "near"), (far, "far")))
     t = near.clone()
     hit = torch.zeros(n_rays, dtype=torch.bool, device=origins.device)
     steps = torch.zeros(n_rays, dtype=torch.int64, device=origins.device)

@@ -13,7 +13,9 @@ Two implementations of the same idea, with one layout (``binary[ix, iy, iz]``, i
   and exit from the box, masked by the grid; :func:`render_with_grid` feeds the kept samples to
   :func:`lib.render.volume.volume_render`.
 - on CUDA, ``grid.to_nerfacc()`` copies it into a ``nerfacc.OccGridEstimator`` (CUDA kernels,
-  packed samples); ``render_with_grid(..., use_nerfacc=True)`` takes that path.
+  packed samples); ``render_with_grid(..., backend="nerfacc")`` takes that path, and
+  ``backend="auto"`` (the default) takes it whenever the rays are on CUDA and nerfacc is installed
+  (see :mod:`lib.backend`; its first CUDA call may compile nerfacc's extension, which is announced).
 
 Example:
     >>> grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], resolution=16)
@@ -30,6 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from lib.backend import announce_cuda_build, resolve_backend
 from lib.rays import _bound, _check_rays, intersect_aabb
 from lib.render.volume import volume_render
 
@@ -148,6 +151,7 @@ class OccupancyGrid(nn.Module):
             estimator: an estimator made by an earlier call, refreshed in place; None makes one.
         """
         if estimator is None:
+            announce_cuda_build("nerfacc")  # its sampling on CUDA may compile nerfacc's kernels
             from nerfacc import OccGridEstimator
 
             estimator = OccGridEstimator(self.aabb.tolist(), self.resolution, levels=1).to(self.aabb.device)
@@ -158,20 +162,22 @@ class OccupancyGrid(nn.Module):
 
 def render_with_grid(field_fn, origins: torch.Tensor, directions: torch.Tensor, grid: OccupancyGrid, near, far,
                      step_size: float, background=None, generator: torch.Generator = None, perturb: bool = False,
-                     use_nerfacc: bool = False, estimator=None) -> dict:
+                     backend: str = "auto", estimator=None) -> dict:
     """Volume-render rays, evaluating the field only where the grid is occupied.
 
     Args:
         field_fn: as for :func:`lib.render.volume.volume_render`.
         origins, directions: (R, 3). grid: the occupancy grid. near, far: ray bounds.
         step_size: marching step (world units). background: see ``composite``.
-        use_nerfacc: use nerfacc's CUDA estimator, refreshed from ``grid`` on every call
-            (``estimator``: one made by ``grid.to_nerfacc()``; None keeps one on the grid).
+        backend: ``"torch"`` (the pure-torch grid, any device), ``"nerfacc"`` (nerfacc's CUDA
+            estimator, refreshed from ``grid`` on every call; needs CUDA) or ``"auto"`` (nerfacc
+            when the rays are on CUDA and it is installed, else torch); see :mod:`lib.backend`.
+        estimator: for the nerfacc path, one made by ``grid.to_nerfacc()``; None keeps one on the grid.
     Returns:
         dict with rgb (R, 3), depth (R,), opacity (R,), n_evals (int); the pure-torch path also
         returns weights and t (R, K), the kept samples moved to the front of each row (weight 0 after).
     """
-    if not use_nerfacc:
+    if resolve_backend(backend, origins.device, "nerfacc") == "torch":
         t, mask = grid.sample(origins, directions, near, far, step_size, generator, perturb)
         # Compact: move each ray's kept samples to the front and drop the columns nobody uses.
         # Skipped samples have zero density, so leaving them out changes no transmittance.
@@ -180,6 +186,7 @@ def render_with_grid(field_fn, origins: torch.Tensor, directions: torch.Tensor, 
         t, mask = t.gather(1, order), mask.gather(1, order)
         return volume_render(field_fn, origins, directions, near, far, 0, background=background,
                              t=t, mask=mask, deltas=torch.full_like(t, step_size))
+    announce_cuda_build("nerfacc")  # before the first nerfacc call, which may compile its kernels
     import nerfacc
 
     if estimator is None:
