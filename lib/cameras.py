@@ -181,15 +181,85 @@ def fov_from_intrinsics(K: torch.Tensor, image_size: Size) -> float:
     return math.degrees(2 * math.atan(0.5 * h / float(K[1, 1])))
 
 
-def dolly_zoom_distance(fov: float, width: float) -> float:
-    """Distance at which an object of size ``width`` exactly fills a field of view ``fov`` (degrees).
+def dolly_zoom_distance(fov: float, points, fill: float = 1.0, azimuth: float = 0.0,
+                        elevation: float = 0.0, target=(0.0, 0.0, 0.0), aspect: float = 1.0) -> float:
+    """Camera distance at which a subject of real depth spans ``fill`` of the image width.
 
-    Keeping ``distance = dolly_zoom_distance(fov, width)`` while ``fov`` changes is the dolly
-    zoom (the "Vertigo" effect): the subject keeps its size, the perspective changes.
+    The camera is ``orbit_poses([azimuth], elevation, distance, target)``: it sits at
+    ``target - distance * f`` and looks along the unit vector ``f``. Keeping
+    ``distance = dolly_zoom_distance(fov, points, fill, ...)`` while ``fov`` changes is the dolly
+    zoom (the "Vertigo" effect): the subject keeps its width in the image, the perspective changes.
+
+    Geometry. Write each subject point relative to the target in the camera's axes: ``x_i`` to the
+    right, ``z_i`` along ``f`` (negative = towards the camera). At distance ``d`` it has depth
+    ``d + z_i`` and lands ``fx * a_i(d)`` pixels right of the image centre, ``a_i(d) = x_i / (d + z_i)``.
+    The image is ``2 fx * aspect * tan(fov / 2)`` pixels wide, so the subject spans ``fill`` of it when
+
+        max_i a_i(d) - min_i a_i(d) = 2 T,   T = fill * aspect * tan(fov / 2).
+
+    Backing away (larger ``d``) slides every point's image towards the centre, so the left side
+    is strictly decreasing and the right side strictly increasing in ``d`` as long as the view
+    axis passes between the points (some ``x_i < 0``, some ``> 0``): exactly one ``d`` solves it,
+    and the projected width ``max u - min u`` of the points is ``fill * W`` at every ``fov``. Two
+    closed forms bracket it: each point stays within ``s`` of the centre iff
+    ``d >= |x_i| / s - z_i`` (its own "front plane"), so at ``d_s = max_i (|x_i| / s - z_i)`` the
+    outermost point sits at exactly ``s``; the width is then between ``s`` and ``2 s``, so the
+    root lies in ``[d_2T, d_T]``, found by bisection (float64, to 1e-12 relative).
+
+    For a subject mirror-symmetric about the view axis (a box seen face-on, an animal seen from
+    straight behind) the two sides match and ``d = d_T = max_i (|x_i| / T - z_i)``: for a box of
+    width ``w`` whose front face is ``h`` in front of the target, ``d = w / (2 T) + h``, i.e. the
+    FRONT face is kept at the textbook distance ``w / (2 T)``. Treating the subject as flat at
+    the target (``d = w / (2 T)``, all ``z_i = 0``) is right only for a flat subject: a deep one
+    reaches ``h`` towards the camera, whose distance to that front shrinks to ``w / (2 T) - h``,
+    and at wide angles the subject balloons.
+
+    Args:
+        fov: vertical field of view in degrees, in (0, 180).
+        points: (N, 3) float, world: the subject (e.g. its vertices; the silhouette's extremes
+            are vertices of a triangle mesh).
+        fill: fraction of the image width the subject spans (> 0; 1 = edge to edge).
+        azimuth, elevation: the viewing direction, in degrees, as in :func:`orbit_poses`.
+        target: (3,) the point the camera looks at, world; the view axis must pass between the
+            subject's points (left and right of it).
+        aspect: image width / height (``fov`` is vertical).
+    Returns:
+        the distance (float, world units) from ``target`` to the camera centre.
+
+    Example:
+        >>> box = torch.tensor([[x, y, z] for x in (-0.5, 0.5) for y in (-0.3, 0.3) for z in (-1.0, 1.0)])
+        >>> d = dolly_zoom_distance(90.0, box, fill=0.5)  # front face (z = +1) 1 unit from the camera
+        >>> round(d, 6)
+        2.0
     """
     if not 0.0 < float(fov) < 180.0:
         raise ValueError(f"fov must be in (0, 180) degrees, got {fov}")
-    return 0.5 * float(width) / math.tan(math.radians(float(fov)) / 2)
+    if not float(fill) > 0.0:
+        raise ValueError(f"fill must be > 0 (a fraction of the image width), got {fill}")
+    if not float(aspect) > 0.0:
+        raise ValueError(f"aspect must be > 0 (image width / height), got {aspect}")
+    pts = _vec3(points, "points").reshape(-1, 3).double()
+    if len(pts) == 0 or not torch.isfinite(pts).all():
+        raise ValueError(f"`points` must be (N, 3) finite world points with N >= 1, got shape {tuple(pts.shape)}")
+    axes = orbit_poses(torch.tensor([float(azimuth)]), float(elevation), 1.0, target)[0, :3, :3].double()
+    rel = pts - _vec3(target, "target").double()
+    x, z = rel @ axes[:, 0], rel @ axes[:, 2]  # right and forward offsets from the target
+    if not ((x < 0).any() and (x > 0).any()):
+        raise ValueError("dolly_zoom_distance: the view axis must pass between the subject's points; their "
+                         f"offsets to its right run from {x.min().item():.4g} to {x.max().item():.4g} "
+                         "(aim `target` at the subject)")
+    t = float(fill) * float(aspect) * math.tan(math.radians(float(fov)) / 2)
+    lo, hi = (x.abs() / (2 * t) - z).max().item(), (x.abs() / t - z).max().item()  # width >= 2t, <= 2t
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        a = x / (mid + z)  # every depth mid + z_i > lo + z_i >= 0
+        if mid in (lo, hi):
+            break
+        if (a.max() - a.min()).item() > 2 * t:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 # --------------------------------------------------------------- projection and rays
@@ -250,9 +320,9 @@ def to_pytorch3d(c2w: torch.Tensor, K: torch.Tensor, image_size: Size, device=No
         ``PerspectiveCameras`` with N cameras on ``device`` (default CPU); a world point
         projects to the same pixel with it as with :func:`project`.
     """
+    c2w = check_pose(c2w if c2w.ndim == 3 else c2w[None])  # bad poses are refused with or without PyTorch3D
     from pytorch3d.utils import cameras_from_opencv_projection
 
-    c2w = check_pose(c2w if c2w.ndim == 3 else c2w[None])
     n = c2w.shape[0]
     K = (K if K.ndim == 3 else K[None]).expand(n, 3, 3).float()
     w2c = world_to_camera(c2w)

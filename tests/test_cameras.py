@@ -68,6 +68,7 @@ def test_unproject_then_project_round_trip(size):
     torch.testing.assert_close(z, depth[mask], atol=1e-5, rtol=0)
 
 
+@pytest.mark.needs_pytorch3d
 @pytest.mark.parametrize("n_cams,size", [(1, (32, 32)), (3, (24, 40))])
 def test_pytorch3d_cameras_project_like_ours(n_cams, size):
     gen = torch.Generator().manual_seed(n_cams)
@@ -83,6 +84,7 @@ def test_pytorch3d_cameras_project_like_ours(n_cams, size):
         torch.testing.assert_close(view[i, :, 2], cameras.project(pts, c2w[i], K)[1], atol=1e-5, rtol=0)
 
 
+@pytest.mark.needs_pytorch3d
 def test_from_pytorch3d_inverts_to_pytorch3d():
     gen = torch.Generator().manual_seed(3)
     c2w = random_pose(gen, 2)
@@ -92,6 +94,7 @@ def test_from_pytorch3d_inverts_to_pytorch3d():
     torch.testing.assert_close(K_back, K.expand(2, 3, 3), atol=1e-4, rtol=0)
 
 
+@pytest.mark.needs_pytorch3d
 def test_from_pytorch3d_reads_fov_cameras():
     from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
 
@@ -142,12 +145,81 @@ def test_apply_relative_cases():
     assert abs(side[:3, 3].norm().item() - 3.0) < 1e-5 and abs(side[2, 3].item()) < 1e-5  # now on the x axis
 
 
-def test_dolly_zoom_keeps_projected_width():
-    widths = []
+def _box_corners(width, height, depth):
+    """(8, 3) corners of a box centred at the origin: ``width`` along x, ``depth`` along z."""
+    return torch.tensor([[x, y, z] for x in (-width / 2, width / 2) for y in (-height / 2, height / 2)
+                         for z in (-depth / 2, depth / 2)])
+
+
+def _projected_extent(points, d, fov, size, azimuth=0.0, elevation=0.0):
+    """(width, half-width) in pixels of ``points`` seen by orbit_poses(azimuth, elevation, d)."""
+    c2w = cameras.orbit_poses(torch.tensor([float(azimuth)]), elevation, d)[0]
+    uv, depth = cameras.project(points, c2w, cameras.intrinsics_from_fov(fov, size))
+    assert (depth > 0).all()  # the whole subject is in front of the camera
+    u = uv[:, 0].double()
+    return (u.max() - u.min()).item(), (u - size / 2).abs().max().item()
+
+
+FOVS = torch.linspace(10.0, 80.0, 8).tolist()
+
+
+def test_dolly_zoom_flat_subject_is_the_textbook_formula():
+    flat = torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # width 2, no depth
     for fov in (10.0, 40.0, 90.0):
-        d = cameras.dolly_zoom_distance(fov, 2.0)
-        c2w = cameras.orbit_poses(torch.tensor([0.0]), 0.0, d)[0]
-        uv, _ = cameras.project(torch.tensor([[-1.0, 0, 0], [1.0, 0, 0]]), c2w, cameras.intrinsics_from_fov(fov, 100))
-        widths.append((uv[1, 0] - uv[0, 0]).abs().item())
-    assert widths == pytest.approx([100.0] * 3, rel=1e-4)
-    assert cameras.dolly_zoom_distance(90.0, 2.0) == pytest.approx(1.0 / math.tan(math.pi / 4))
+        d = cameras.dolly_zoom_distance(fov, flat)  # fill = 1: edge to edge
+        assert d == pytest.approx(1.0 / math.tan(math.radians(fov) / 2))
+        width, _ = _projected_extent(flat, d, fov, 100)
+        assert width == pytest.approx(100.0, rel=1e-4)
+
+
+def test_dolly_zoom_keeps_the_width_of_a_deep_box_and_the_flat_formula_does_not():
+    # a box 0.6 wide and 1.2 deep along the view axis: its front face is 0.6 nearer than the origin
+    box, size, fill = _box_corners(0.6, 0.4, 1.2), 96, 0.5
+    widths, flat_widths = [], []
+    for fov in FOVS:
+        widths.append(_projected_extent(box, cameras.dolly_zoom_distance(fov, box, fill=fill), fov, size)[0])
+        flat_d = 0.5 * 0.6 / (fill * math.tan(math.radians(fov) / 2))  # subject treated as flat at the origin
+        flat_widths.append(_projected_extent(box, flat_d, fov, size)[0])
+    widths, flat_widths = torch.tensor(widths), torch.tensor(flat_widths)
+    spread = ((widths.max() - widths.min()) / widths.mean()).item()
+    flat_spread = ((flat_widths.max() - flat_widths.min()) / flat_widths.mean()).item()
+    torch.testing.assert_close(widths, torch.full_like(widths, fill * size), rtol=1e-5, atol=0)
+    assert spread < 1e-5
+    assert flat_spread > 0.5, flat_spread  # the old formula: the box's front balloons at wide angles
+    assert flat_widths[-1] > 1.5 * flat_widths[0]
+
+
+def test_dolly_zoom_front_plane_formula_for_a_box():
+    box, fov, fill = _box_corners(0.6, 0.4, 2.0), 50.0, 0.5
+    t = fill * math.tan(math.radians(fov) / 2)
+    # d = w / (2 T) + h: the front face (h = 1 in front of the origin) sits at the textbook distance
+    assert cameras.dolly_zoom_distance(fov, box, fill=fill) == pytest.approx(0.3 / t + 1.0)
+    # a wider image (aspect 2) shows twice the angle across: the subject may come closer
+    assert cameras.dolly_zoom_distance(fov, box, fill=fill, aspect=2.0) == pytest.approx(0.3 / (2 * t) + 1.0)
+
+
+@pytest.mark.parametrize("azimuth,elevation", [(0.0, 0.0), (35.0, 20.0), (-120.0, -30.0)])
+def test_dolly_zoom_keeps_the_width_of_a_lopsided_subject_from_any_direction(azimuth, elevation):
+    gen = torch.Generator().manual_seed(0)
+    cloud = (torch.rand(200, 3, generator=gen) - 0.5) * torch.tensor([0.5, 0.8, 2.0])  # deep, off-centre
+    cloud = torch.cat([cloud + torch.tensor([0.1, 0.0, 0.2]), torch.tensor([[0.3, 0.1, 1.5]])])  # + a "snout"
+    widths, halves = [], []
+    for fov in FOVS:
+        d = cameras.dolly_zoom_distance(fov, cloud, fill=0.4, azimuth=azimuth, elevation=elevation)
+        width, half = _projected_extent(cloud, d, fov, 64, azimuth, elevation)
+        widths.append(width)
+        halves.append(half)
+    torch.testing.assert_close(torch.tensor(widths), torch.full((len(FOVS),), 0.4 * 64), rtol=1e-6, atol=0)
+    assert max(halves) - min(halves) > 0.5  # lopsided: the left and right parts change, their sum does not
+
+
+def test_dolly_zoom_rejects_bad_arguments():
+    box = _box_corners(1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="fov"):
+        cameras.dolly_zoom_distance(180.0, box)
+    with pytest.raises(ValueError, match="fill"):
+        cameras.dolly_zoom_distance(40.0, box, fill=0.0)
+    with pytest.raises(ValueError, match="points"):
+        cameras.dolly_zoom_distance(40.0, torch.zeros(0, 3))
+    with pytest.raises(ValueError, match="pass between"):  # all of it right of the view axis
+        cameras.dolly_zoom_distance(40.0, box + torch.tensor([1.0, 0.0, 0.0]))

@@ -2,10 +2,11 @@
 
 ``toy_animal(seed)`` is a deterministic function of ``seed`` (a ``numpy.random.default_rng(seed)``
 drawn in a fixed order; no global RNG state) and returns a :class:`lib.mesh.TriMesh` in world
-units, y up, about 1.5-1.9 long along x with the head towards +x, its bounding box centred at
-the origin, with texture coordinates and a (256, 256, 3) texture: the layout of the PyTorch3D
-cow that notebooks 01, 02 and 05 load in full mode. ``write_toy_animal`` writes it as an
-.obj + .mtl + .png in the cow's file layout.
+units, y up, about 1.5-1.9 long with the head towards +x (or, with ``facing="-z"``, towards -z:
+the PyTorch3D cow's pose, whose long axis is z with the front at the smallest z), its bounding
+box centred at the origin, with texture coordinates and a (256, 256, 3) texture: the layout of
+the PyTorch3D cow that notebooks 01, 02 and 05 load in full mode. ``write_toy_animal`` writes
+it as an .obj + .mtl + .png in the cow's file layout.
 
 Example (CPU)::
 
@@ -27,6 +28,9 @@ from lib import primitives as P
 from lib.mesh import TriMesh
 
 TEXTURE_SIZE = 256
+# where the head points -> (source axis, sign) of the new x and z coordinates; all turn about y
+_FACINGS = {"+x": ((0, 1), (2, 1)), "-x": ((0, -1), (2, -1)),
+            "-z": ((2, 1), (0, -1)), "+z": ((2, -1), (0, 1))}
 
 
 # ------------------------------------------------------------------------------- shape
@@ -88,7 +92,7 @@ def _leg_axes(a):
 _ANIMAL_BOX = 1.4  # `resolution` grid samples span this many animal lengths
 
 
-def toy_animal(seed: int = 0, resolution: int = 64) -> TriMesh:
+def toy_animal(seed: int = 0, resolution: int = 64, facing: str = "+x") -> TriMesh:
     """A textured cow-like quadruped: the offline stand-in for the PyTorch3D cow.
 
     A smooth union (soft-min) of ellipsoid and capsule SDFs (body, neck, head, snout, ears,
@@ -104,14 +108,21 @@ def toy_animal(seed: int = 0, resolution: int = 64) -> TriMesh:
             on a side (voxel = 1.4 * length / (resolution - 1), about 0.035-0.042 at 64, so
             the face count does not grow with the drawn size; the grid itself is cropped to
             the animal's box). 64 gives about 5-7.5k faces.
+        facing: where the head points: "+x" (side-on to a camera on the +z axis), or "-z" as
+            the PyTorch3D cow stands (long axis along z, front at the smallest z: a camera on
+            the +z axis sees it from behind, the subject deep along the view), "+z" or "-x".
+            The animal turns about the y axis by a multiple of 90 degrees (an exact swap of
+            coordinates); faces, uvs and texture do not change.
 
     Returns:
         TriMesh with verts (V, 3), faces (F, 3), verts_uvs (T, 2), faces_uvs (F, 3) and
-        texture (256, 256, 3) float32 in [0, 1]; head towards +x, y up, bounding box centred
-        at the origin.
+        texture (256, 256, 3) float32 in [0, 1]; head towards ``facing``, y up, bounding box
+        centred at the origin.
     """
     if resolution < 16:
         raise ValueError(f"toy_animal resolution must be >= 16 (legs and ears vanish below), got {resolution}")
+    if facing not in _FACINGS:
+        raise ValueError(f"toy_animal facing must be one of {sorted(_FACINGS)}, got {facing!r}")
     rng = np.random.default_rng(seed)
     a = _animal_params(rng)
     L, H, W, hs = a["L"], a["H"], a["W"], a["hs"]
@@ -128,6 +139,8 @@ def toy_animal(seed: int = 0, resolution: int = 64) -> TriMesh:
     texture = _animal_texture(a, regions, rng)
     vmin, vmax = m.verts.min(0).values, m.verts.max(0).values
     verts = m.verts - (vmin + vmax) / 2  # centre the bounding box (uvs do not change)
+    (ix, sx), (iz, sz) = _FACINGS[facing]  # a turn about y: x' = sx * v[ix], z' = sz * v[iz]
+    verts = torch.stack([sx * verts[:, ix], verts[:, 1], sz * verts[:, iz]], 1)
     return TriMesh(verts=verts.float(), faces=m.faces, verts_uvs=uv, faces_uvs=faces_uvs, texture=texture)
 
 
@@ -271,9 +284,10 @@ def _animal_texture(a, r, rng) -> torch.Tensor:
     return torch.from_numpy(np.clip(img, 0, 1).astype(np.float32))
 
 
-def write_toy_animal(folder, seed: int = 0, resolution: int = 64) -> Path:
-    """Write ``toy_animal(seed)`` as ``folder/toy_animal.obj`` + ``toy_animal.mtl`` +
-    ``toy_animal_texture.png`` (the cow's layout) and return the .obj path."""
+def write_toy_animal(folder, seed: int = 0, resolution: int = 64, facing: str = "+x") -> Path:
+    """Write ``toy_animal(seed, resolution, facing)`` as ``folder/toy_animal.obj`` + ``toy_animal.mtl``
+    + ``toy_animal_texture.png`` (the cow's layout) and return the .obj path."""
     from lib.data.mesh_io import save_obj
 
-    return save_obj(Path(folder) / "toy_animal.obj", toy_animal(seed, resolution), material_name="material_1")
+    return save_obj(Path(folder) / "toy_animal.obj", toy_animal(seed, resolution, facing),
+                    material_name="material_1")
