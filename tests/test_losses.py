@@ -1,7 +1,6 @@
 """lib.losses against slow references, hand-worked values and (where installed) PyTorch3D.
 
 Tests that compare with PyTorch3D skip cleanly without it; the rest run anywhere."""
-import importlib.util
 import math
 
 import pytest
@@ -9,9 +8,6 @@ import torch
 
 from lib import losses as L
 from lib import primitives as P
-
-HAS_P3D = importlib.util.find_spec("pytorch3d") is not None
-needs_p3d = pytest.mark.skipif(not HAS_P3D, reason="PyTorch3D is not installed (parity test only)")
 
 
 # ------------------------------------------------------------------- nearest neighbours, chamfer
@@ -80,7 +76,7 @@ def test_auto_backend_is_torch_on_cpu():
     assert L._knn_backend("pytorch3d", torch.device("cpu")) == "pytorch3d"
 
 
-@needs_p3d
+@pytest.mark.needs_pytorch3d  # parity with PyTorch3D only
 @pytest.mark.parametrize("B, N, M", [(1, 1, 1), (3, 100, 80), (2, 513, 1000)])
 def test_nearest_neighbors_match_pytorch3d_knn_points(B, N, M):
     from pytorch3d.ops import knn_points
@@ -94,7 +90,7 @@ def test_nearest_neighbors_match_pytorch3d_knn_points(B, N, M):
         assert (idx == ref.idx[..., 0]).float().mean() > 0.99  # ties at float precision may differ
 
 
-@needs_p3d
+@pytest.mark.needs_pytorch3d  # parity with PyTorch3D only
 def test_chamfer_and_its_gradients_match_pytorch3d():
     from pytorch3d.loss import chamfer_distance as p3d_chamfer
 
@@ -157,7 +153,7 @@ def _meshes():
     return [(noisy, sphere.faces), (box.verts * 0.3, box.faces), (lonely, box.faces)]
 
 
-@needs_p3d
+@pytest.mark.needs_pytorch3d  # parity with PyTorch3D only
 @pytest.mark.parametrize("k", range(3))
 def test_laplacian_matches_pytorch3d_uniform(k):
     from pytorch3d.loss import mesh_laplacian_smoothing
@@ -173,7 +169,7 @@ def test_laplacian_matches_pytorch3d_uniform(k):
     torch.testing.assert_close(g1, g2)
 
 
-@needs_p3d
+@pytest.mark.needs_pytorch3d  # parity with PyTorch3D only
 @pytest.mark.parametrize("k", range(2))
 def test_edge_and_normal_losses_match_pytorch3d(k):
     from pytorch3d.loss import mesh_edge_loss, mesh_normal_consistency

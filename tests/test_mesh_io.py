@@ -178,6 +178,8 @@ def test_missing_mtl(tmp_path):
     path = write(tmp_path / "cow.obj", "mtllib cow.mtl\n" + CUBE_V + "f 1 2 3\n")
     with pytest.raises(FileNotFoundError, match=r"cow\.obj line 1: material library 'cow\.mtl' not found"):
         load_obj(path)
+    m = load_obj(path, load_textures=False)  # geometry only: the .mtl is not needed
+    assert m.faces.tolist() == [[0, 1, 2]] and m.verts.shape == (8, 3) and m.texture is None
 
 
 def test_missing_texture(tmp_path):
@@ -185,6 +187,8 @@ def test_missing_texture(tmp_path):
     path = write(tmp_path / "cow.obj", "mtllib cow.mtl\n" + CUBE_V + "vt 0 0\nusemtl material_1\nf 1/1 2/1 3/1\n")
     with pytest.raises(FileNotFoundError, match=r"cow\.mtl line 2: texture image 'cow_texture\.png' not found"):
         load_obj(path)
+    m = load_obj(path, load_textures=False)
+    assert m.texture is None and m.verts_uvs.tolist() == [[0.0, 0.0]] and m.faces_uvs.tolist() == [[0, 0, 0]]
 
 
 @pytest.mark.parametrize("image", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 2), np.uint8)])

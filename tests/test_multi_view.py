@@ -1,6 +1,5 @@
 """lib.models.multi_view and the multi-view half of lib.recon: order invariance, shapes, pose width,
 KL annealing, the VAE-GAN step, colour targets, learning, errors. (Its losses: tests/test_losses.py.)"""
-import importlib.util
 
 import pytest
 import torch
@@ -230,7 +229,7 @@ def test_vaegan_steps_reduce_the_reconstruction_loss():
 
 
 # ----------------------------------------------------------------------- colour targets
-@pytest.mark.skipif(importlib.util.find_spec("pytorch3d") is None, reason="the oracle renders with PyTorch3D")
+@pytest.mark.needs_pytorch3d  # the oracle renders with PyTorch3D
 def test_colors_from_views_recovers_vertex_colours():
     """Oracle: unlit renders of a vertex-coloured chair; seen points get their part's colour."""
     from lib import cameras

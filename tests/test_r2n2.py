@@ -58,6 +58,7 @@ def test_new_procedural_classes(maker, names):
 
 
 # --------------------------------------------------------------------------------- cameras
+@pytest.mark.needs_pytorch3d
 def test_camera_matches_meshrcnn_extrinsics(monkeypatch):
     """Our c2w is Mesh R-CNN's world->Blender-camera RT with the y and z camera axes flipped
     (OpenGL -> OpenCV), and K projects as Blender's 35 mm / 32 mm camera does."""
@@ -123,19 +124,21 @@ def test_items(root):
     assert torch.equal(R2N2Dataset(root, "train", n_points=500)[0]["points"], item["points"])  # seeded
 
 
-def test_loaded_cameras_project_the_mesh_into_the_alpha_mask(root):
-    """The cameras decoded from rendering_metadata.txt reproduce the PNGs: mesh vertices land on
-    covered pixels, and PyTorch3D's render with those cameras matches the alpha mask."""
+def _alpha_masks(rec):
+    """(24, H, W) float: the coverage of each pixel (2x2 samples) in a model's 24 PNGs."""
     from PIL import Image
 
-    from lib.render import RenderSettings, render_mesh
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(rec.render_dir / f"{v:02d}.png"))[..., 3].copy())
+                        for v in range(24)]).float() / 255
 
+
+def test_loaded_cameras_project_the_mesh_into_the_alpha_mask(root):
+    """The cameras decoded from rendering_metadata.txt reproduce the PNGs: mesh vertices land on
+    covered pixels."""
     ds = R2N2Dataset(root, "test", n_points=100)
     for i in range(len(ds)):
-        rec, mesh = ds.records[i], ds.mesh(i)
-        c2w, K = ds.cameras(i)
-        alpha = torch.stack([torch.from_numpy(np.asarray(Image.open(rec.render_dir / f"{v:02d}.png"))[..., 3].copy())
-                             for v in range(24)]).float() / 255  # coverage of each pixel (2x2 samples)
+        mesh, (c2w, K) = ds.mesh(i), ds.cameras(i)
+        alpha = _alpha_masks(ds.records[i])
         # a vertex on a thin leg's corner may sit on a pixel none of the 2x2 samples covered: allow 1 px
         near = torch.nn.functional.max_pool2d(alpha[:, None], 3, 1, 1)[:, 0] > 0
         for v in range(24):
@@ -143,11 +146,21 @@ def test_loaded_cameras_project_the_mesh_into_the_alpha_mask(root):
             ij = uv.floor().long()
             assert bool(((ij >= 0) & (ij < SIZE)).all())  # the whole object is in the frame
             assert float(near[v, ij[:, 1], ij[:, 0]].float().mean()) > 0.99
+
+
+@pytest.mark.needs_pytorch3d
+def test_pytorch3d_render_with_the_loaded_cameras_matches_the_alpha_mask(root):
+    """PyTorch3D's render with the decoded cameras matches the PNGs' alpha mask."""
+    from lib.render import RenderSettings, render_mesh
+
+    ds = R2N2Dataset(root, "test", n_points=100)
+    for i in range(len(ds)):
+        mesh, (c2w, K) = ds.mesh(i), ds.cameras(i)
         K2 = K.clone()
         K2[:, :2] *= 2  # the same cameras for images twice as large, then 2x2 pixels averaged
         ref = render_mesh(mesh, c2w, K2, RenderSettings(image_size=2 * SIZE))["mask"].float()
         ref = torch.nn.functional.avg_pool2d(ref[:, None], 2)[:, 0]
-        assert float(((ref - alpha).abs() < 0.01).float().mean()) > 0.98
+        assert float(((ref - _alpha_masks(ds.records[i])).abs() < 0.01).float().mean()) > 0.98
 
 
 def test_resize_and_to_tensors(root):
@@ -190,7 +203,7 @@ def test_obj_without_its_material_files_still_loads(tmp_path):
     path = save_obj(tmp_path / "model.obj", mesh)
     path.write_text("mtllib model.mtl\nusemtl material_0\n" + path.read_text())  # model.mtl does not exist
     loaded = r2n2.load_mesh(path)
-    assert loaded.num_faces == mesh.num_faces
+    assert loaded.num_faces == mesh.num_faces and torch.allclose(loaded.verts, mesh.verts)
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -1,6 +1,5 @@
 """lib.render: the PyTorch3D mesh and point renderers and lib's own z-buffer, against hand-computed
 expectations and against each other."""
-import importlib.util
 
 import pytest
 import torch
@@ -12,16 +11,13 @@ from lib.render.mesh import render_mesh
 from lib.render.points import render_points
 from lib.render.zbuffer import interpolate, rasterize, render_views
 
-needs_pytorch3d = pytest.mark.skipif(importlib.util.find_spec("pytorch3d") is None,
-                                     reason="PyTorch3D is not installed")
-
 # Slightly off-centre so that no pixel centre lies exactly on the shared diagonal (where a
 # rasterizer may legitimately drop it from both triangles).
 QUAD = TriMesh(verts=torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]]) + 0.013,
                faces=torch.tensor([[0, 1, 2], [0, 2, 3]]))
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 @pytest.mark.parametrize("size", [(32, 32), (24, 40)])
 def test_mesh_mask_and_depth_match_projection(size):
     c2w = cameras.orbit_poses(torch.tensor([0.0]), 0.0, 3.0)[0]
@@ -36,7 +32,7 @@ def test_mesh_mask_and_depth_match_projection(size):
     assert (out["depth"][0][~inside] == 0).all()
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 def test_unlit_render_shows_vertex_colours_and_background():
     red = QUAD.with_colors(torch.tensor([[1.0, 0.0, 0.0]]).expand(4, 3))
     out = render_mesh(red, cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 16),
@@ -46,7 +42,7 @@ def test_unlit_render_shows_vertex_colours_and_background():
     torch.testing.assert_close(rgb[~mask], torch.tensor([0.0, 0.0, 1.0]).expand(int((~mask).sum()), 3))
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 def test_phong_is_brighter_facing_the_light_and_batches_cameras():
     c2w = cameras.orbit_poses(torch.tensor([0.0, 60.0, 180.0]), 0.0, 3.0)
     out = render_mesh(QUAD, c2w, cameras.intrinsics_from_fov(50.0, 16), RenderSettings(image_size=16))
@@ -56,7 +52,6 @@ def test_phong_is_brighter_facing_the_light_and_batches_cameras():
     assert head_on > oblique
 
 
-@needs_pytorch3d
 def test_mesh_render_rejects_bad_settings_and_cameras():
     K = cameras.intrinsics_from_fov(50.0, 8)
     with pytest.raises(ValueError, match="shading"):
@@ -65,7 +60,7 @@ def test_mesh_render_rejects_bad_settings_and_cameras():
         render_mesh(QUAD, cameras.orbit_poses(1, 0.0, 3.0), torch.eye(4), RenderSettings(image_size=8))
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 def test_point_renderer_lights_the_projected_pixel():
     c2w = cameras.orbit_poses(torch.tensor([0.0]), 0.0, 3.0)[0]
     K = cameras.intrinsics_from_fov(50.0, (32, 48))
@@ -76,7 +71,6 @@ def test_point_renderer_lights_the_projected_pixel():
     assert out["mask"][0].nonzero().tolist() == [[20, 10]]
 
 
-@needs_pytorch3d
 def test_point_renderer_rejects_nan_and_bad_shapes():
     c2w, K = cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 8)
     pts = torch.zeros(5, 3)
@@ -89,7 +83,7 @@ def test_point_renderer_rejects_nan_and_bad_shapes():
         render_points(torch.zeros(5, 3), torch.zeros(4, 3), c2w, K, RenderSettings(image_size=8))
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 def test_face_index_output_is_per_mesh_for_every_camera():
     c2w = cameras.orbit_poses(torch.tensor([0.0, 10.0]), 0.0, 3.0)
     out = render_mesh(QUAD, c2w, cameras.intrinsics_from_fov(50.0, 16), RenderSettings(image_size=16))
@@ -97,7 +91,7 @@ def test_face_index_output_is_per_mesh_for_every_camera():
     assert torch.equal(out["face"] >= 0, out["mask"])
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 def test_point_splats_blend_into_the_background_without_dark_rims():
     c2w, K = cameras.orbit_poses(1, 0.0, 3.0), cameras.intrinsics_from_fov(50.0, 32)
     pts = torch.zeros(1, 3)
@@ -182,7 +176,7 @@ def test_render_views_shades_with_a_headlight():
     torch.testing.assert_close(out["rgb"][~m], torch.ones(int((~m).sum()), 3))  # white background
 
 
-@needs_pytorch3d
+@pytest.mark.needs_pytorch3d
 @pytest.mark.parametrize("category", ["chair", "airplane"])
 def test_render_views_matches_pytorch3d(category):
     from lib.data.r2n2 import r2n2_camera

@@ -41,18 +41,29 @@ def test_gif_and_mp4_writers_round_trip(tmp_path):
         viz.to_uint8(torch.full((2, 2, 3), float("nan")))
 
 
-def test_capture_round_trip_and_missing_file(tmp_path):
+@pytest.mark.needs_pytorch3d
+def test_capture_sees_the_box_surface():
     poses = random_orbit_poses(2, 3.0, generator=torch.Generator().manual_seed(0))
     cap = capture(box(), poses, fov=50.0, image_size=24)
     assert cap["mask"].any() and (cap["depth"][cap["mask"]] > 0).all()
+    torch.testing.assert_close(cap["c2w"], poses)
+    # Depth lifted from the capture lands on the box surface (|x|, |y| or |z| = 0.5).
+    for i in range(2):
+        pts = cameras.unproject_depth(cap["depth"][i], cap["c2w"][i], cap["K"], cap["mask"][i])
+        assert (pts.abs().amax(1) - 0.5).abs().max() < 0.02
+
+
+def test_capture_round_trip_and_missing_file(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.rand(2, 24, 32, generator=gen) > 0.5
+    cap = {"rgb": torch.rand(2, 24, 32, 3, generator=gen), "depth": (1 + torch.rand(2, 24, 32, generator=gen)) * mask,
+           "mask": mask, "c2w": random_orbit_poses(2, 3.0, generator=gen), "K": cameras.intrinsics_from_fov(50.0, (24, 32))}
     back = load_capture(save_capture(tmp_path / "cap", cap))
     torch.testing.assert_close(back["depth"], cap["depth"])
     assert torch.equal(back["mask"], cap["mask"])
     torch.testing.assert_close(back["rgb"], cap["rgb"], atol=1 / 255, rtol=0)
-    torch.testing.assert_close(back["c2w"], poses)
-    # Depth lifted from the capture lands on the box surface (|x|, |y| or |z| = 0.5).
-    pts = cameras.unproject_depth(back["depth"][0], back["c2w"][0], back["K"], back["mask"][0])
-    assert (pts.abs().amax(1) - 0.5).abs().max() < 0.02
+    torch.testing.assert_close(back["c2w"], cap["c2w"])
+    torch.testing.assert_close(back["K"], cap["K"])
     (tmp_path / "cap" / "depth_001.npy").unlink()
     with pytest.raises(FileNotFoundError, match="depth_001.npy"):
         load_capture(tmp_path / "cap")

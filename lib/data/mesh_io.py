@@ -40,7 +40,7 @@ _LABELS_HEADER = "# label_names:"
 
 
 # ------------------------------------------------------------------------------ reading
-def load_obj(path: PathLike) -> TriMesh:
+def load_obj(path: PathLike, load_textures: bool = True) -> TriMesh:
     """Read a Wavefront .obj file (and its .mtl and texture image) into a ``TriMesh``.
 
     Understood statements:
@@ -60,6 +60,8 @@ def load_obj(path: PathLike) -> TriMesh:
 
     Args:
         path: the .obj file; the .mtl and image paths in it are relative to its folder.
+        load_textures: read the .mtl files and the texture image. False: geometry, texture
+            coordinates and groups only; the ``mtllib`` files are then neither read nor needed.
 
     Returns:
         TriMesh with verts (V, 3) float32, faces (F, 3) int64, and when present vert_colors
@@ -67,7 +69,8 @@ def load_obj(path: PathLike) -> TriMesh:
         (row 0 at the top), face_labels (F,) + label_names.
 
     Raises:
-        FileNotFoundError: the .obj, a referenced .mtl or a referenced texture is missing.
+        FileNotFoundError: the .obj, a referenced .mtl or a referenced texture is missing (the
+            latter two only with ``load_textures``).
         ValueError: a malformed line, a NaN or infinite number, an index out of range, no faces,
             a texture that is not an (H, W, 3|4) image. The message names the file and line.
     """
@@ -211,7 +214,7 @@ def load_obj(path: PathLike) -> TriMesh:
             uv_list.append([0.0, 0.0])
         verts_uvs, faces_uvs = torch.tensor(uv_list, dtype=torch.float32), ftt
 
-    texture = _load_texture(path, mtllibs, used_mtls)
+    texture = _load_texture(path, mtllibs, used_mtls) if load_textures else None
     if texture is not None and verts_uvs is None:
         warnings.warn(f"{name}: the material has a texture but the faces have no texture "
                       f"coordinates ('f v/vt'); the texture is dropped")

@@ -166,13 +166,7 @@ def load_mesh(path) -> TriMesh:
     try:
         return load_obj(path)
     except FileNotFoundError:  # a missing .mtl or texture: keep the geometry
-        from pytorch3d.io import load_obj as p3d_load_obj
-
-        verts, faces, _ = p3d_load_obj(str(path), load_textures=False)
-        f = faces.verts_idx
-        if f.numel() and (int(f.min()) < 0 or int(f.max()) >= len(verts)):
-            raise ValueError(f"{path}: a face indexes vertex {int(f.max()) + 1} but the file has {len(verts)} vertices")
-        return TriMesh(verts=verts.float(), faces=f.long())
+        return load_obj(path, load_textures=False)
 
 
 def canonical_voxels(path, mesh: TriMesh, frame: str = "mesh_bbox") -> torch.Tensor:

@@ -34,15 +34,15 @@ def render_mesh(mesh, c2w: torch.Tensor, K: torch.Tensor, settings: RenderSettin
         mesh's faces) of the face seen at each pixel, -1 where none; all on ``settings.device``.
         Differentiable with respect to vertex positions and colours through PyTorch3D.
     """
-    from pytorch3d.renderer import (BlendParams, HardFlatShader, HardPhongShader, Materials,
-                                    MeshRasterizer, PointLights, RasterizationSettings)
-    from pytorch3d.renderer.mesh.shader import ShaderBase
-
     s = settings or RenderSettings()
     if s.shading not in _SHADINGS:
         raise ValueError(f"RenderSettings.shading must be one of {_SHADINGS}, got {s.shading!r}")
     device = torch.device(s.device or "cpu")
-    c2w, K = batch_cameras(c2w, K)
+    c2w, K = batch_cameras(c2w, K)  # argument errors first, with or without PyTorch3D
+    from pytorch3d.renderer import (BlendParams, HardFlatShader, HardPhongShader, Materials,
+                                    MeshRasterizer, PointLights, RasterizationSettings)
+    from pytorch3d.renderer.mesh.shader import ShaderBase
+
     n = c2w.shape[0]
     meshes = (mesh.to_pytorch3d(device) if isinstance(mesh, TriMesh) else mesh.to(device)).extend(n)
     cams = to_pytorch3d(c2w, K, s.hw(), device)

@@ -45,14 +45,14 @@ def render_points(points: torch.Tensor, colors: torch.Tensor, c2w: torch.Tensor,
     Returns:
         dict with ``rgb`` (N, H, W, 3) and ``mask`` (N, H, W) bool (a point covers the pixel).
     """
-    from pytorch3d.renderer import PointsRasterizationSettings, PointsRasterizer
-    from pytorch3d.structures import Pointclouds
-
     s = settings or RenderSettings()
     check_points(points, colors)
     device = torch.device(s.device or "cpu")
     colors = torch.full_like(points, 0.5) if colors is None else colors
-    c2w, K = batch_cameras(c2w, K)
+    c2w, K = batch_cameras(c2w, K)  # argument errors first, with or without PyTorch3D
+    from pytorch3d.renderer import PointsRasterizationSettings, PointsRasterizer
+    from pytorch3d.structures import Pointclouds
+
     n = c2w.shape[0]
     cloud = Pointclouds(points=[points.float().to(device)], features=[colors.float().to(device)]).extend(n)
     cams = to_pytorch3d(c2w, K, s.hw(), device)
