@@ -27,7 +27,7 @@ Example (CPU):
     >>> render = volume_renderer(2.0, 6.0, 16, background=1.0)
     >>> step = make_nerf_step(field, opt, render, training_rays(views), torch.Generator().manual_seed(0), 32)
     >>> sorted(step(0))
-    ['dt', 'evals_per_ray', 'loss', 'psnr']
+    ['dt', 'evals_per_ray', 'loss', 'mse', 'psnr']
     >>> scores = evaluate_views(field, render, views)
     >>> scores["psnr_per_view"].shape, scores["renders"][0]["rgb"].shape
     (torch.Size([2]), torch.Size([8, 8, 3]))
@@ -95,12 +95,14 @@ def volume_renderer(near: float, far: float, n_samples: int, background=None, aa
 
 
 def make_nerf_step(field, optimizer, render: RenderFn, rays: Sequence[torch.Tensor], generator: torch.Generator,
-                   batch_size: int, scheduler=None, hook: Optional[Callable[[int], None]] = None):
+                   batch_size: int, scheduler=None, hook: Optional[Callable[[int], None]] = None,
+                   extra_loss: Optional[Callable[[int], torch.Tensor]] = None):
     """A training step for ``lib.train.fit``.
 
     Each call ``step(i)``: ``hook(i)`` if given; draw ``batch_size`` random rays with ``generator``
     (a generator on the rays' device); ``out = render(field, o, d, generator)``; loss = MSE of
-    ``out["rgb"]`` against the pixels; backward, ``optimizer.step()``, ``scheduler.step()``.
+    ``out["rgb"]`` against the pixels, plus ``extra_loss(i)`` if given (called after the render, so
+    its random draws come after the ray batch's); backward, ``optimizer.step()``, ``scheduler.step()``.
 
     Args:
         field: the radiance field the render function queries (an ``nn.Module`` or callable).
@@ -108,9 +110,11 @@ def make_nerf_step(field, optimizer, render: RenderFn, rays: Sequence[torch.Tens
         render: see :func:`volume_renderer`.
         rays: (origins, directions, colors), each (R, 3) on one device (:func:`training_rays`).
         generator: ``torch.Generator`` on that device; draws the rays and the sample jitter.
+        extra_loss: ``i -> () tensor`` added to the photometric loss, e.g. VolSDF's weighted
+            eikonal term at random points (notebook 05).
     Returns:
-        ``step(i) -> {"loss": MSE, "psnr": dB of that MSE, "dt": seconds of the step (CUDA
-        synchronised), "evals_per_ray": field evaluations per ray}``.
+        ``step(i) -> {"loss": MSE (+ the extra term), "mse": MSE, "psnr": dB of the MSE, "dt":
+        seconds of the step (CUDA synchronised), "evals_per_ray": field evaluations per ray}``.
     """
     origins, dirs, colors = rays
     if not (origins.shape == dirs.shape == colors.shape) or origins.ndim != 2 or origins.shape[1] != 3:
@@ -123,15 +127,16 @@ def make_nerf_step(field, optimizer, render: RenderFn, rays: Sequence[torch.Tens
             hook(i)
         idx = torch.randint(len(origins), (batch_size,), generator=generator, device=origins.device)
         out = render(field, origins[idx], dirs[idx], generator)
-        loss = F.mse_loss(out["rgb"], colors[idx])
+        mse = F.mse_loss(out["rgb"], colors[idx])
+        loss = mse if extra_loss is None else mse + extra_loss(i)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         sync()  # so that dt is the real time of the step
-        mse = loss.item()
-        return {"loss": mse, "psnr": mse_to_psnr(mse), "dt": time.perf_counter() - t0,
+        mse = mse.item()
+        return {"loss": loss.item(), "mse": mse, "psnr": mse_to_psnr(mse), "dt": time.perf_counter() - t0,
                 "evals_per_ray": out.get("n_evals", 0) / batch_size}
 
     return step

@@ -66,7 +66,8 @@ def test_make_nerf_step_logs_updates_calls_hook_and_scheduler():
                           scheduler=sched, hook=calls.append)
     before = field.center.detach().clone()
     logs = step(7)
-    assert set(logs) == {"loss", "psnr", "dt", "evals_per_ray"} and calls == [7]
+    assert set(logs) == {"loss", "mse", "psnr", "dt", "evals_per_ray"} and calls == [7]
+    assert logs["loss"] == logs["mse"]
     assert logs["psnr"] == pytest.approx(-10 * math.log10(logs["loss"]))
     assert logs["evals_per_ray"] == 32 and logs["dt"] >= 0
     assert not torch.equal(field.center, before)  # the optimizer stepped
@@ -74,6 +75,29 @@ def test_make_nerf_step_logs_updates_calls_hook_and_scheduler():
     with pytest.raises(ValueError, match=r"three \(R, 3\)"):
         make_nerf_step(field, opt, render, (torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(5, 3)),
                        torch.Generator(), 2)
+
+
+def test_make_nerf_step_adds_the_extra_loss_and_its_gradient():
+    data, render = _views(BoxDensity(center=(0.1, 0.0, 0.0)), n=2)
+    field = BoxDensity()
+    opt = torch.optim.SGD(field.parameters(), lr=0.0)  # lr 0: the step leaves the field as it is
+    rays = training_rays(data)
+    plain = make_nerf_step(field, opt, render, rays, torch.Generator().manual_seed(0), 64)(0)
+    seen = []
+
+    def pull(i):  # a term that depends on the field: its gradient must reach the parameters
+        seen.append(i)
+        return 3.0 * field.center.pow(2).sum() + 0.25
+    step = make_nerf_step(field, opt, render, rays, torch.Generator().manual_seed(0), 64, extra_loss=pull)
+    logs = step(5)
+    assert seen == [5] and logs["mse"] == pytest.approx(plain["mse"])  # same ray draws
+    extra = 3.0 * field.center.detach().pow(2).sum().item() + 0.25
+    assert logs["loss"] == pytest.approx(logs["mse"] + extra)
+    assert logs["psnr"] == pytest.approx(-10 * math.log10(logs["mse"]))
+    mse_grad = field.center.grad.clone()  # the step left the summed gradient in .grad
+    opt.zero_grad()
+    (3.0 * field.center.pow(2).sum()).backward()
+    assert not torch.allclose(mse_grad, field.center.grad)  # the MSE part is there too
 
 
 def _fit_box(data, render, ckpt=None, stop_after=None, init_seed=0):
