@@ -130,8 +130,9 @@ def _render_clip(render: Render, poses: torch.Tensor, batched: bool):
     """(N, H, W, C) CPU frames (or a dict of (N, ...) tensors) of one render callable."""
     outs = [render(poses)] if batched else [render(c2w) for c2w in poses]
     if isinstance(outs[0], dict):
-        per_pose = (lambda v: v) if batched else (lambda v: torch.stack(v))  # noqa: E731
-        return {k: per_pose(outs[0][k] if batched else [o[k] for o in outs]).detach().cpu() for k in outs[0]}
+        if batched:
+            return {k: v.detach().cpu() for k, v in outs[0].items()}
+        return {k: torch.stack([o[k] for o in outs]).detach().cpu() for k in outs[0]}
     out = outs[0] if batched else torch.stack([torch.as_tensor(o) for o in outs])
     if not torch.is_tensor(out) or out.ndim != 4 or out.shape[0] != len(poses):
         got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
