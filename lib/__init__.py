@@ -10,19 +10,26 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.voxels``    voxelization (winding numbers), voxels to mesh, the mean-shape prior
 - ``lib.rays``      pixels to rays, ray/box near-far, stratified and importance samples
 - ``lib.render``    renderers: PyTorch3D mesh/points (imported lazily), a pure-torch z-buffer,
-                    volume rendering, the occupancy grid, sphere tracing, SDF scenes, SDF densities
+                    volume rendering, the occupancy grid, sphere tracing, SDF scenes, SDF densities,
+                    3D Gaussian splatting (``lib.render.gaussians``: projection, SH, a tile rasteriser)
+- ``lib.quaternion`` wxyz quaternions: to and from rotation matrices, the Hamilton product
 - ``lib.losses``    chamfer (with a pure-torch nearest neighbour), voxel BCE, mesh regularisers,
                     eikonal, KL and GAN losses
 - ``lib.metrics``   PSNR, SSIM, voxel IoU, F-score
 - ``lib.models``    the learnable parts (``nn.Module``s only): embeddings, NeRF and SDF fields,
-                    single- and multi-view encoders/decoders
+                    single- and multi-view encoders/decoders, 3D Gaussians, the Splatter Image U-Net
 - ``lib.recon``     training and evaluating 3D reconstruction from images (notebook 03)
 - ``lib.nerf_loop`` the NeRF training step, renderer and evaluation (notebooks 04, 05)
+- ``lib.gaussian_train`` 3DGS training: per-parameter learning rates, densify/prune/reset, the step (06)
+- ``lib.splatter_train`` Splatter Image (06): pixels to Gaussians, baselines, the step, evaluation
+- ``lib.mono_depth`` monocular relative inverse depth: the normaliser, a simulated estimator,
+                    Depth Anything through ``transformers`` (notebooks 06, 09)
 - ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop
 - ``lib.viz``       turntables, GIF/MP4 writers, image grids, plotly figures
 - ``lib.report``    the metrics recorder the regression tests read, the smoke/full output folders
 - ``lib.fileio``    atomic writes (metrics, media, meshes, voxels, checkpoints)
-- ``lib.data``      downloads, file formats (OBJ, binvox, Blender, R2N2) and datasets, real and procedural
+- ``lib.data``      downloads, file formats (OBJ, binvox, Blender, R2N2, 3DGS .ply, SRN, the truck
+                    scene) and datasets, real and procedural
 - ``lib.backend``   choosing the pure-torch path or nerfacc/gsplat, and the one-time CUDA-build notice
 - ``lib.colab``     Colab environment set-up; ``lib.colab_pytorch3d`` gets PyTorch3D into a runtime
 

@@ -59,8 +59,8 @@ def _knn_backend(backend: str, device: torch.device) -> str:
 
 
 def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
-                      chunk: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """For each point of ``x``, its nearest point in ``y`` (same batch entry).
+                      chunk: Optional[int] = None, k: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
+    """For each point of ``x``, its nearest point in ``y`` (same batch entry), or its ``k`` nearest.
 
     The pure-torch path finds the index with ``torch.cdist`` over chunks of ``x`` (at most
     ``B * chunk * M`` distances at once), then recomputes the squared distance to that neighbour
@@ -71,25 +71,33 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
         backend: "torch" (pure torch, anywhere), "pytorch3d" (``knn_points``; needs PyTorch3D),
             or "auto": PyTorch3D on CUDA when it is installed, else torch.
         chunk: query points per ``cdist`` call on the torch path (default: a 64 MiB budget).
+        k: neighbours per point (1 <= k <= M). With ``x is y`` the first neighbour is the point itself.
     Returns:
-        sq_dists: (B, N) float squared distances (``(N,)`` for unbatched input), world units^2.
-        idx: (B, N) int64 index into ``y`` of each nearest neighbour (``(N,)`` unbatched).
+        sq_dists: (B, N) float squared distances (``(N,)`` for unbatched input), world units^2;
+            (B, N, k) (``(N, k)``) sorted ascending when ``k > 1``.
+        idx: (B, N) int64 index into ``y`` of each nearest neighbour (``(N,)`` unbatched);
+            (B, N, k) (``(N, k)``) when ``k > 1``.
     """
     x3, y3 = _check_clouds(x, "x"), _check_clouds(y, "y")
     if x3.shape[0] != y3.shape[0]:
         raise ValueError(f"`x` and `y` need the same batch size, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not 1 <= int(k) <= y3.shape[1]:
+        raise ValueError(f"`k` must be between 1 and the {y3.shape[1]} points of `y`, got {k}")
+    b, n, m = x3.shape[0], x3.shape[1], y3.shape[1]
     if _knn_backend(backend, x3.device) == "pytorch3d":
         from pytorch3d.ops import knn_points
 
-        knn = knn_points(x3, y3, K=1)
-        d2, idx = knn.dists[..., 0], knn.idx[..., 0]
+        knn = knn_points(x3, y3, K=k)
+        d2, idx = knn.dists, knn.idx  # (B, N, k)
     else:
-        b, m = y3.shape[:2]
         step = chunk or max(1, _KNN_BUDGET // (b * m))
         with torch.no_grad():
-            idx = torch.cat([torch.cdist(q, y3).argmin(-1) for q in x3.split(step, dim=1)], 1)  # (B, N)
-        nearest = torch.gather(y3, 1, idx[..., None].expand(-1, -1, 3))  # (B, N, 3)
-        d2 = (x3 - nearest).pow(2).sum(-1)
+            idx = torch.cat([torch.cdist(q, y3).topk(k, dim=-1, largest=False).indices
+                             for q in x3.split(step, dim=1)], 1)  # (B, N, k), nearest first
+        nearest = torch.gather(y3, 1, idx.reshape(b, n * k, 1).expand(-1, -1, 3)).reshape(b, n, k, 3)
+        d2 = (x3[:, :, None] - nearest).pow(2).sum(-1)  # exact, differentiable in both clouds
+    if k == 1:
+        d2, idx = d2[..., 0], idx[..., 0]
     return (d2[0], idx[0]) if x.ndim == 2 and y.ndim == 2 else (d2, idx)
 
 

@@ -1,6 +1,7 @@
 """Quality numbers: image PSNR and SSIM, voxel IoU, point-cloud F-score. One home each.
 
-Pure functions without gradients (they are for reporting, not training). Chamfer distance is a
+Pure functions. They carry no gradients (they are for reporting), except :func:`ssim`, which is also
+a training loss (3D Gaussian splatting's ``L1 + 0.2 (1 - SSIM)``, :mod:`lib.gaussian_train`). Chamfer distance is a
 loss and a metric at once: it lives in :func:`lib.losses.chamfer_distance` (call it under
 ``torch.no_grad()`` or take ``.item()`` to report it).
 
@@ -66,7 +67,6 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     return mse_to_psnr(mse, data_range).float()
 
 
-@torch.no_grad()
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
     """Structural similarity (Wang et al., 2004) of images, in the form of
     ``skimage.metrics.structural_similarity(target, pred, channel_axis=-1, data_range=...)``.

@@ -31,6 +31,22 @@ def test_torch_chamfer_matches_slow_reference(B, N, M, chunk):
     torch.testing.assert_close(cd, _chamfer_slow(x, y), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_k_nearest_neighbors_match_the_sorted_distance_matrix(k, chunk):
+    g = torch.Generator().manual_seed(k)
+    x, y = torch.randn(2, 40, 3, generator=g), torch.randn(2, 30, 3, generator=g)
+    d2, idx = L.nearest_neighbors(x, y, backend="torch", chunk=chunk, k=k)
+    assert d2.shape == idx.shape == (2, 40, k)
+    ref = torch.cdist(x.double(), y.double()).pow(2).sort(-1)
+    torch.testing.assert_close(d2.double(), ref.values[..., :k], rtol=1e-5, atol=1e-6)
+    assert (idx == ref.indices[..., :k]).all()
+    d2u, _ = L.nearest_neighbors(x[0], x[0], k=3)  # unbatched, a cloud against itself: itself first
+    assert d2u.shape == (40, 3) and (d2u[:, 0] == 0).all() and (d2u[:, 1] > 0).all()
+    with pytest.raises(ValueError, match="`k` must be between 1 and the 30 points"):
+        L.nearest_neighbors(x, y, k=31)
+
+
 def test_chamfer_hand_worked_values_and_shapes():
     # one point against one point at distance 0.5: 0.25 each way, summed
     assert L.chamfer_distance(torch.zeros(1, 3), torch.tensor([[0.0, 0.5, 0.0]])).item() == pytest.approx(0.5)

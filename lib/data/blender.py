@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import _hw
+from lib.cameras import _hw, from_pytorch3d_ndc
 
 SPLITS = ("train", "val", "test")
 LEGO_ANGLE_X = 0.6911112070083618  # camera_angle_x of nerf_synthetic/lego
@@ -103,7 +103,7 @@ def _image_file(root: Path, file_path: str) -> Path:
     return p if p.suffix.lower() in (".png", ".jpg", ".jpeg") else p.with_name(p.name + ".png")
 
 
-def _resize(images: torch.Tensor, size) -> torch.Tensor:
+def resize_images(images: torch.Tensor, size) -> torch.Tensor:
     """(N, H, W, C) -> (N, h, w, C), antialiased."""
     x = images.permute(0, 3, 1, 2)
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -162,7 +162,7 @@ def load_blender(root, split: str = "train", image_size=None, background="white"
             rgba = torch.cat([rgba, torch.ones_like(rgba[..., :1])], -1)
         h, w = size0 if image_size is None else _hw(image_size)
         # resized one at a time, so 100 lego images at 800 px never sit in memory as floats
-        arrays.append(rgba if (h, w) == size0 else _resize(rgba[None], (h, w))[0])
+        arrays.append(rgba if (h, w) == size0 else resize_images(rgba[None], (h, w))[0])
         files.append(f)
     rgba = torch.stack(arrays)
     h0, w0 = size0
@@ -224,21 +224,11 @@ def load_pytorch3d_nerf(path, image_size=None, split: str = None, z_up: bool = N
     images = []
     for i in keep.tolist():
         img = torch.from_numpy(stacked[i * h0:(i + 1) * h0, :, :3].astype(np.float32) / 255.0)
-        images.append(img if (h, w) == (h0, w0) else _resize(img[None], (h, w))[0])
+        images.append(img if (h, w) == (h0, w0) else resize_images(img[None], (h, w))[0])
     images = torch.stack(images)
-    # NDC -> pixels; NDC units are half the shorter image side, x and y point left and up
-    s = min(h, w) / 2.0
     f = cams["focal_length"].float().reshape(n, -1).expand(n, 2)[keep]
     p = cams["principal_point"].float().reshape(n, 2)[keep]
-    m = len(keep)
-    K = torch.zeros(m, 3, 3)
-    K[:, 0, 0], K[:, 1, 1] = s * f[:, 0], s * f[:, 1]
-    K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = w / 2 - s * p[:, 0], h / 2 - s * p[:, 1], 1.0
-    flip = torch.tensor([-1.0, -1.0, 1.0])
-    Rc = R[keep].transpose(1, 2) * flip[:, None]  # world -> OpenCV camera
-    c2w = torch.eye(4).repeat(m, 1, 1)
-    c2w[:, :3, :3] = Rc.transpose(1, 2)
-    c2w[:, :3, 3] = -(Rc.transpose(1, 2) @ (flip * T[keep])[..., None])[..., 0]
+    c2w, K = from_pytorch3d_ndc(R[keep], T[keep], f, p, (h, w))  # NDC -> our c2w and pixel K
     name = path.stem.lower()
     if z_up if z_up is not None else name == "lego":
         c2w = _WORLD @ c2w

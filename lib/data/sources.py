@@ -166,3 +166,90 @@ SOURCES["r2n2_3classes"] = Resource(
     urls=["hf://datasets/learning3dvision/r2n2_shapenet_dataset_full/r2n2_shapenet_dataset_full.zip@main"],
     description="R2N2 ShapeNet subset, chair + car + airplane (too large for a free Colab disk when unzipped)",
     manual=_R2N2_MANUAL.format(repo="r2n2_shapenet_dataset_full", file="r2n2_shapenet_dataset_full.zip"))
+
+
+# ------------------------------------------------------------ the truck scene (notebook 06, full mode)
+# The 16-825 course's Gaussian-splatting scene (learning3d/assignment4, folder Q1/data/truck/), fetched
+# file by file as raw URLs at a fixed commit (immutable), each pinned by the size and sha256 listed
+# in a4_truck_sha256.tsv beside this module (202 jpg + 202 npy + 1 points file). Layout and reader:
+# lib.data.truck.
+_TRUCK_COMMIT = "4d7fa5f42dd42d87296d63ed550b63b8f349a58c"
+_TRUCK_BASE = f"https://raw.githubusercontent.com/learning3d/assignment4/{_TRUCK_COMMIT}/Q1/data/truck/"
+_TRUCK_TSV = Path(__file__).with_name("a4_truck_sha256.tsv")
+TRUCK_FOLDER = "a4_truck"  # inside the cache folder: a4_truck/imgs, a4_truck/poses, a4_truck/points
+_TRUCK_MANUAL = (
+    "The truck scene is the folder Q1/data/truck of https://github.com/learning3d/assignment4 at commit "
+    f"{_TRUCK_COMMIT}. By hand: git clone https://github.com/learning3d/assignment4 && git -C assignment4 "
+    f"checkout {_TRUCK_COMMIT}, then copy assignment4/Q1/data/truck/* (imgs/, poses/, points/) into "
+    f"<cache folder>/{TRUCK_FOLDER}/ (fetch_truck_scene then verifies every file), or pass that folder "
+    "straight to lib.data.truck.load_truck.")
+
+
+def truck_resources() -> list[tuple[str, Resource]]:
+    """The 405 pinned files of the truck scene: ``[(path inside Q1/data/truck/, Resource), ...]``,
+    read from ``a4_truck_sha256.tsv`` (tab-separated path, bytes, sha256; ``#`` lines are comments)."""
+    entries = []
+    for number, line in enumerate(_TRUCK_TSV.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not fields[1].isdigit():
+            raise ValueError(f"{_TRUCK_TSV} line {number}: expected 'path<TAB>bytes<TAB>sha256', got {line!r}")
+        path, size, sha = fields
+        entries.append((path, Resource(path.rsplit("/", 1)[-1], sha256=sha, size=int(size),
+                                       urls=[_TRUCK_BASE + path], manual=_TRUCK_MANUAL,
+                                       description=f"truck scene (learning3d/assignment4): {path}")))
+    return entries
+
+
+def fetch_truck_scene(workers: int = 8, **fetch_kwargs) -> Path:
+    """Fetch the truck scene (405 pinned files, about 1 MB) into ``<cache>/a4_truck/`` with the
+    assignment's layout, and return that folder, for :func:`lib.data.truck.load_truck`.
+
+    The points file is fetched first (a failing network is reported at once, with the manual
+    route in the error), then the rest on ``workers`` threads. Keyword arguments go to
+    :func:`lib.data.download.fetch_resource` (``cache_dir``, ``retries``, ...); ``progress``
+    defaults to False (405 small files).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lib.data.download import resolve_cache_dir
+
+    root = resolve_cache_dir(fetch_kwargs.pop("cache_dir", None)) / TRUCK_FOLDER
+    fetch_kwargs.setdefault("progress", False)
+    entries = sorted(truck_resources(), key=lambda e: not e[0].startswith("points/"))
+
+    def one(entry):
+        path, resource = entry
+        return fetch_resource(resource, cache_dir=root / Path(path).parent, **fetch_kwargs)
+
+    one(entries[0])
+    with ThreadPoolExecutor(max(1, int(workers))) as pool:
+        list(pool.map(one, entries[1:]))
+    return root
+
+
+# ---------------------------------------------------- SRN cars (notebook 06, Splatter Image full mode)
+# PixelNeRF's copy of the SRN cars renderings (srn_cars.zip on the PixelNeRF authors' Google Drive:
+# srn_cars/cars_{train,val,test}/<object>/{rgb,pose,intrinsics.txt}; reader: lib.data.srn). Not pinned
+# (sha256 None): Drive was unreachable from the machine this entry was written on. Fetch once with
+# allow_unverified=True, check the data loads, then pin sha256sum(path) and the size here.
+SOURCES["srn_cars"] = Resource(
+    "srn_cars.zip", sha256=None, extract=True, urls=["gdrive://19yDsEJjx9zNpOKz9o6AaK-E8ED6taJWU"],
+    description="SRN cars (PixelNeRF's copy): 128x128 renders, poses, intrinsics; cars_train/val/test",
+    manual=("srn_cars.zip is in PixelNeRF's data folder on Google Drive (file id "
+            "19yDsEJjx9zNpOKz9o6AaK-E8ED6taJWU, linked from https://github.com/sxyu/pixel-nerf). When "
+            "Drive's quota refuses gdown, download it in a browser, put it in the cache folder, and "
+            "fetch extracts it."))
+
+
+def fetch_srn_cars(**fetch_kwargs) -> Path:
+    """Fetch and extract srn_cars.zip; return the folder holding ``cars_train/``, ``cars_val/``,
+    ``cars_test/`` (the ``root`` of :func:`lib.data.srn.load_srn_split`, splits named "cars_train", ...).
+    Keyword arguments go to :func:`lib.data.download.fetch_resource` (``allow_unverified=True``
+    until the sha256 is pinned)."""
+    root = fetch("srn_cars", **fetch_kwargs)
+    for candidate in (root / "srn_cars", root):
+        if (candidate / "cars_train").is_dir():
+            return candidate
+    raise FileNotFoundError(f"no cars_train/ folder under {root}; is the archive complete?")
