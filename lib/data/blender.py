@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lib.cameras import _hw, from_pytorch3d_ndc
+from lib.data.images import check_image, resize_images
 
 SPLITS = ("train", "val", "test")
 LEGO_ANGLE_X = 0.6911112070083618  # camera_angle_x of nerf_synthetic/lego
@@ -103,13 +103,6 @@ def _image_file(root: Path, file_path: str) -> Path:
     return p if p.suffix.lower() in (".png", ".jpg", ".jpeg") else p.with_name(p.name + ".png")
 
 
-def resize_images(images: torch.Tensor, size) -> torch.Tensor:
-    """(N, H, W, C) -> (N, h, w, C), antialiased."""
-    x = images.permute(0, 3, 1, 2)
-    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return x.permute(0, 2, 3, 1).clamp(0, 1)
-
-
 def _background_rgb(background) -> torch.Tensor:
     named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
     bg = named.get(background, background) if isinstance(background, str) else background
@@ -150,12 +143,7 @@ def load_blender(root, split: str = "train", image_size=None, background="white"
         if not f.is_file():
             raise BlenderFormatError(f"{json_path.name}: frame {i} names '{frame['file_path']}' but the "
                                      f"image {f} does not exist (expected a PNG beside the json)")
-        img = np.asarray(iio.imread(f))
-        if img.ndim != 3 or img.shape[-1] not in (3, 4):
-            raise BlenderFormatError(f"{f}: expected an RGB or RGBA image, got array shape {img.shape}")
-        if size0 is not None and img.shape[:2] != size0:
-            raise BlenderFormatError(f"{f} is {img.shape[1]}x{img.shape[0]} (WxH) but {files[0].name} is "
-                                     f"{size0[1]}x{size0[0]}; every image of a split must have the same size")
+        img = check_image(np.asarray(iio.imread(f)), f, size0 and (files[0].name, size0), BlenderFormatError)
         size0 = img.shape[:2]
         rgba = torch.from_numpy(img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0))
         if rgba.shape[-1] == 3:

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import _hw, check_pose, intrinsics_from_fov, orbit_poses
-from lib.data.blender import resize_images
+from lib.data.images import check_image, resize_images
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
 from lib.render.zbuffer import rasterize, render_views
@@ -153,12 +153,7 @@ def load_srn_object(folder, image_size=None) -> dict:
             raise ValueError(f"{f} has no pose: expected {pose_file}")
         if has_depth and not depth_file.is_file():
             raise ValueError(f"{f} has no depth map: expected {depth_file} (the object has a depth/ folder)")
-        img = _read_png(f)
-        if img.ndim != 3 or img.shape[-1] not in (3, 4):
-            raise ValueError(f"{f}: expected an RGB or RGBA image, got array shape {img.shape}")
-        if size is not None and img.shape[:2] != size:
-            raise ValueError(f"{f} is {img.shape[1]}x{img.shape[0]} (WxH) but {files[0].name} is "
-                             f"{size[1]}x{size[0]}; every view of an object must have the same size")
+        img = check_image(_read_png(f), f, size and (files[0].name, size))
         size = img.shape[:2]
         x = torch.from_numpy(img.astype(np.float32) / 255.0)
         if x.shape[-1] == 4:  # straight alpha over white

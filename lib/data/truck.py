@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from lib.cameras import check_pose, from_pytorch3d_ndc, world_to_camera
+from lib.data.images import check_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 N_TEST_SPLITS = 7  # linspace(0, N, 7)[1:-1]: five evenly spread held-out views
@@ -111,12 +112,8 @@ def load_truck(root) -> dict:
     names = sorted(images)
     arrays, size = [], None
     for name in names:
-        img = np.asarray(iio.imread(images[name]))
-        if img.ndim != 3 or img.shape[-1] not in (3, 4):
-            raise ValueError(f"{images[name]}: expected an RGB image, got array shape {img.shape}")
-        if size is not None and img.shape[:2] != size:
-            raise ValueError(f"{images[name]} is {img.shape[1]}x{img.shape[0]} (WxH) but {images[names[0]].name} "
-                             f"is {size[1]}x{size[0]}; every view must have the same size")
+        first = size and (images[names[0]].name, size)
+        img = check_image(np.asarray(iio.imread(images[name])), images[name], first)
         size = img.shape[:2]
         arrays.append(img[..., :3].astype(np.float32) / 255.0)
     pose = np.stack([_read_pose(poses[name]) for name in names])  # (N, 16)
