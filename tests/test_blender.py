@@ -13,7 +13,8 @@ import torch
 from lib import cameras
 from lib.data.blender import (BlenderFormatError, blender_to_lib, lib_to_blender, load_blender,
                               load_pytorch3d_nerf, write_blender_split)
-from lib.data.still_life import SCENE_BOUNDS, _scene_params, render_scene, scene_poses, write_blender_scene
+from lib.data.still_life import (SCENE_BOUNDS, _scene_params, _scene_sdfs, render_scene, scene_points, scene_poses,
+                                 write_blender_scene)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,19 @@ def test_view_dependent_highlight_changes_with_viewpoint():
 
 
 # ------------------------------------------------------------------------ bad folders
+def test_scene_points_lie_on_the_surfaces_and_are_seen():
+    points, colors = scene_points(500, seed=3)
+    assert points.shape == colors.shape == (500, 3) and ((colors >= 0) & (colors <= 1)).all()
+    assert _scene_sdfs(points, _scene_params(3)).min(-1).values.abs().max() < 2e-3  # on a surface
+    lo, hi = torch.tensor(SCENE_BOUNDS)
+    assert ((points >= lo - 1e-3) & (points <= hi + 1e-3)).all()
+    # every object gets points (not only the table), and the same seed gives the same cloud
+    assert len(set(_scene_sdfs(points, _scene_params(3)).argmin(-1).tolist())) == 4
+    torch.testing.assert_close(scene_points(500, seed=3)[0], points)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        scene_points(0)
+
+
 def test_missing_image_is_named(scene, tmp_path):
     root = _copy(scene, tmp_path)
     (root / "train" / "r_2.png").unlink()
