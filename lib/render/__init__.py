@@ -9,6 +9,8 @@
 - ``surface``: sphere tracing of SDFs, their normals, and an exact ray-torus oracle.
 - ``raytrace``: scenes of several SDF objects with a sun, shadows and highlights.
 - ``sdf_density``: from a signed distance to a density (VolSDF) or an opacity (NeuS).
+- ``texture``: differentiable colours on a z-buffer (vertex colours or a UV texture; visibility fixed),
+  for optimising appearance without PyTorch3D.
 - ``gaussians``: 3D Gaussian splatting in pure torch (projection, spherical harmonics, a tile
   rasteriser and its dense oracle), gsplat on CUDA when asked.
 """
