@@ -22,6 +22,8 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.nerf_loop`` the NeRF training step, renderer and evaluation (notebooks 04, 05)
 - ``lib.gaussian_train`` 3DGS training: per-parameter learning rates, densify/prune/reset, the step (06)
 - ``lib.splatter_train`` Splatter Image (06): pixels to Gaussians, baselines, the step, evaluation
+- ``lib.guidance``  score distillation: the SDS loss of any noise predictor, timestep schedules,
+                    view-dependent prompts, Stable Diffusion loading by a list of mirror ids (07)
 - ``lib.mono_depth`` monocular relative inverse depth: the normaliser, a simulated estimator,
                     Depth Anything through ``transformers`` (notebooks 06, 09)
 - ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop
