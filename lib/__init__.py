@@ -24,6 +24,8 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.splatter_train`` Splatter Image (06): pixels to Gaussians, baselines, the step, evaluation
 - ``lib.guidance``  score distillation: the SDS loss of any noise predictor, timestep schedules,
                     view-dependent prompts, Stable Diffusion loading by a list of mirror ids (07)
+- ``lib.prior``     the offline diffusion prior of notebook 07: procedural multi-view training data,
+                    a small ``UNet2DConditionModel``, its training (``tools/train_prior.py``)
 - ``lib.mono_depth`` monocular relative inverse depth: the normaliser, a simulated estimator,
                     Depth Anything through ``transformers`` (notebooks 06, 09)
 - ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop

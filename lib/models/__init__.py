@@ -3,7 +3,8 @@
 One module per family: ``embedding`` (the harmonic embedding NeRF and SDF networks share),
 ``nerf`` (radiance fields), ``sdf`` (a signed distance network), ``single_view`` and
 ``multi_view`` (image encoders and shape decoders of notebook 03), ``gaussians`` (a trainable
-3D Gaussian scene) and ``splatter`` (the Splatter Image U-Net: one Gaussian per pixel). Their
+3D Gaussian scene), ``splatter`` (the Splatter Image U-Net: one Gaussian per pixel) and
+``text_prior`` (the word tokenizer and tiny text encoder of notebook 07's diffusion prior). Their
 losses are in ``lib.losses``; their training and evaluation helpers in ``lib.recon``,
 ``lib.nerf_loop``, ``lib.gaussian_train`` and ``lib.splatter_train``; the SDF-to-density
 transforms in ``lib.render.sdf_density``."""
