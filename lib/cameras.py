@@ -123,12 +123,14 @@ def check_pose(c2w: torch.Tensor, name: str = "c2w", tol: float = _ORTHO_TOL) ->
                          f"{tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__}")
     if not torch.isfinite(c2w).all():
         raise ValueError(f"`{name}` contains NaN or inf")
-    R = c2w[..., :3, :3].double()
-    err = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=R.dtype, device=R.device)).abs().amax().item()
-    if err > tol:
-        raise ValueError(f"`{name}` rotation is not orthonormal: |R R^T - I| = {err:.3g} (tolerance {tol:g}). "
-                         "Build poses with lib.cameras.look_at / orbit_poses, or re-orthonormalise R "
-                         "(e.g. with torch.linalg.svd: U @ Vh).")
+    R = c2w[..., :3, :3].detach().double()
+    errs = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=R.dtype, device=R.device)).abs().amax(dim=(-1, -2))
+    if (errs > tol).any():
+        first = torch.nonzero(errs > tol)[0].tolist()  # the first bad matrix of a batch
+        where = f"`{name}[{', '.join(map(str, first))}]`" if first else f"`{name}`"
+        raise ValueError(f"{where} rotation is not orthonormal: |R R^T - I| = {errs[tuple(first)].item():.3g} "
+                         f"(tolerance {tol:g}). Build poses with lib.cameras.look_at / orbit_poses, or "
+                         "re-orthonormalise R (e.g. with torch.linalg.svd: U @ Vh).")
     det = torch.linalg.det(R).min().item()
     if det < 0:
         raise ValueError(f"`{name}` rotation has determinant {det:.3f}; it is a reflection, expected +1")

@@ -21,12 +21,10 @@ from typing import NamedTuple, Optional
 import torch
 
 from lib.backend import announce_cuda_build, resolve_backend
+from lib.cameras import check_pose
 from lib.render.gaussians.projection import project_gaussians
 from lib.render.gaussians.raster import rasterize_tiles
 from lib.render.gaussians.sh import num_sh_bases, sh_to_rgb
-
-ORTHO_TOL = 1e-4  # |R R^T - I| allowed in a viewmat's rotation
-
 
 class GaussianRender(NamedTuple):
     """What :func:`render_gaussians` returns.
@@ -93,16 +91,7 @@ def check_gaussian_inputs(means, quats, scales, opacities, colors, viewmats, Ks,
                          f"{scales.min().item():.3g}")
     if (quats.norm(dim=-1) == 0).any():
         raise ValueError("quats contains a zero quaternion (w, x, y, z) = 0; it has no rotation")
-    R = viewmats[..., :3, :3].detach().double()
-    err = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=R.dtype, device=R.device)).abs().amax(dim=(-1, -2))
-    bad = torch.nonzero(err.reshape(-1) > ORTHO_TOL)
-    if len(bad):
-        j = int(bad[0])
-        idx = tuple(torch.unravel_index(torch.tensor(j), err.shape)) if err.dim() else ()
-        raise ValueError(f"viewmats[{', '.join(str(int(v)) for v in idx)}] (camera index {j} of the "
-                         f"flattened (..., C)) has a rotation that is not orthonormal: |R R^T - I| = "
-                         f"{err.reshape(-1)[j].item():.3g} > {ORTHO_TOL:g}; expected a rigid world-to-camera "
-                         "matrix, e.g. lib.cameras.world_to_camera(c2w)")
+    check_pose(viewmats, "viewmats")  # rigid: orthonormal, right-handed rotations
 
 
 def camera_centers(viewmats: torch.Tensor) -> torch.Tensor:
