@@ -22,6 +22,7 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.nerf_loop`` the NeRF training step, renderer and evaluation (notebooks 04, 05)
 - ``lib.gaussian_train`` 3DGS training: per-parameter learning rates, densify/prune/reset, the step (06)
 - ``lib.splatter_train`` Splatter Image (06): pixels to Gaussians, baselines, the step, evaluation
+- ``lib.hub``       pretrained weights from the hub: the first of several ids or folders that loads
 - ``lib.guidance``  score distillation: the SDS loss of any noise predictor, timestep schedules,
                     view-dependent prompts, Stable Diffusion loading by a list of mirror ids (07)
 - ``lib.prior``     the offline diffusion prior of notebook 07: procedural multi-view training data,

