@@ -174,7 +174,8 @@ def sample_stratified(origins: torch.Tensor, directions: torch.Tensor, near: Bou
     else:
         u = torch.full((n, n_samples), 0.5, device=origins.device, dtype=origins.dtype)
     bins = torch.arange(n_samples, device=origins.device, dtype=origins.dtype)
-    return near + (far - near) * (bins + u) / n_samples
+    # u < 1, but rounding can put the last sample one ulp past `far` on a short interval
+    return torch.minimum(near + (far - near) * (bins + u) / n_samples, far)
 
 
 def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n_samples: int,

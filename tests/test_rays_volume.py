@@ -67,6 +67,21 @@ def test_stratified_samples_one_per_bin(near, far):
     assert ray_points(o, d, t).shape == (3, S, 3)
 
 
+def test_stratified_never_passes_far(monkeypatch):
+    # with the largest float32 u < 1, (S - 1 + u) / S rounds to 1 and near + (far - near) rounds past
+    # `far` on ~5% of these rays; before the clamp deltas_from_t then refused the samples (seen in a
+    # DreamFusion run after ~150 steps). torch.rand is pinned to that u for this call.
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    near = 2.0 * torch.rand(n, generator=g)
+    far = near + 1e-3 + 3.0 * torch.rand(n, generator=g)
+    u_max = 1.0 - 2.0 ** -24
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.full(shape, u_max, dtype=kw.get("dtype")))
+    t = sample_stratified(torch.zeros(n, 3), torch.ones(n, 3), near, far, 24, generator=g)
+    assert bool((t <= far[:, None]).all())
+    deltas_from_t(t, far)  # raises on a negative last interval
+
+
 def test_sample_pdf_follows_the_weights():
     g = torch.Generator().manual_seed(0)
     bins = torch.linspace(0, 1, 11).expand(2, 11)
