@@ -78,6 +78,21 @@ def test_cfg_one_batched_call_and_arithmetic():
     torch.testing.assert_close(info["grad"], torch.full((2, 1, 2, 2), 2.0))
 
 
+def test_per_sample_guidance_scale():
+    # one batch, two scales: sample 0 at s = 1 (eps_hat = eps_c = 2), sample 1 at s = 10 (20)
+    fn = StandIn()
+    x, eps = torch.zeros(2, 1, 2, 2), torch.zeros(2, 1, 2, 2)
+    cond, uncond = torch.full((2, 3, 4), 2.0), torch.zeros(2, 3, 4)
+    _, info = sds_loss(fn, x, (cond, uncond), ABAR, 0, guidance_scale=torch.tensor([1.0, 10.0]),
+                       weighting="uniform", noise=eps)
+    assert len(fn.calls) == 1 and fn.calls[0][0] == 4
+    torch.testing.assert_close(info["grad"][0], torch.full((1, 2, 2), 2.0))
+    torch.testing.assert_close(info["grad"][1], torch.full((1, 2, 2), 20.0))
+    for bad in (torch.tensor([1.0, 0.0]), torch.tensor([1.0, 2.0, 3.0])):
+        with pytest.raises(ValueError, match="guidance_scale"):
+            sds_loss(fn, x, (cond, uncond), ABAR, 0, guidance_scale=bad, noise=eps)
+
+
 def test_weighting_values():
     x = torch.zeros(1, 1, 1, 1)
     for t in (0, 250, 999):

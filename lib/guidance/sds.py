@@ -176,7 +176,8 @@ def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
             training timesteps.
         t: an int, a (B,) int tensor, or None to draw with ``generator`` uniformly from
             ``t_range`` (fractions of N; see :func:`sample_timesteps`).
-        guidance_scale: ``s > 0``; 7.5 is SD's sampling default, DreamFusion uses 100.
+        guidance_scale: ``s > 0``; 7.5 is SD's sampling default, DreamFusion uses 100. A (B,)
+            tensor gives each sample its own scale (a guidance sweep in one batch).
         weighting: one of ``WEIGHTINGS``.
         grad_clip, clip_mode: see step 3; ``grad_clip`` None = no clipping, else > 0.
         generator: for ``t`` and ``eps`` (drawn on the CPU, moved to ``latents.device``).
@@ -188,7 +189,12 @@ def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
         gradient), "x0_hat": (B, C, H, W) float32 = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)}``,
         all detached.
     """
-    if not (isinstance(guidance_scale, (int, float)) and guidance_scale > 0):
+    per_sample = torch.is_tensor(guidance_scale)
+    if per_sample:
+        if guidance_scale.ndim != 1 or not bool((guidance_scale > 0).all()):
+            raise ValueError(f"guidance_scale must be a number > 0 or a (B,) tensor of them, got "
+                             f"{guidance_scale.tolist()}")
+    elif not (isinstance(guidance_scale, (int, float)) and guidance_scale > 0):
         raise ValueError(f"guidance_scale must be a number > 0, got {guidance_scale!r}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -204,6 +210,11 @@ def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
         got = tuple(alphas_cumprod.shape) if torch.is_tensor(alphas_cumprod) else alphas_cumprod
         raise ValueError(f"alphas_cumprod must be (N,), got {got}")
     B, dev, n_train = latents.shape[0], latents.device, alphas_cumprod.shape[0]
+    if per_sample:
+        if guidance_scale.shape != (B,):
+            raise ValueError(f"a per-sample guidance_scale must be ({B},) like latents' batch, got "
+                             f"{tuple(guidance_scale.shape)}")
+        guidance_scale = guidance_scale.to(dev, torch.float32).view(B, 1, 1, 1)
     cond, uncond = (text_embeddings if isinstance(text_embeddings, (tuple, list))
                     else (text_embeddings, None))
     cond = _expand_embeddings(cond, B, "text_embeddings cond")
@@ -231,7 +242,7 @@ def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
         eps = noise.float()
         x_t = abar.sqrt() * x + (1 - abar).sqrt() * eps
         x_in = x_t.to(latents.dtype)
-        if uncond is None or guidance_scale == 1:
+        if uncond is None or (not per_sample and guidance_scale == 1):
             eps_hat = noise_pred_fn(x_in, t, cond).float()
         else:
             out = noise_pred_fn(torch.cat([x_in, x_in]), torch.cat([t, t]),

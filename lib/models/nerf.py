@@ -87,13 +87,18 @@ class NeRFField(nn.Module):
         sigma = F.softplus(self.sigma_head(h)[..., 0] + self.config.density_bias)
         return sigma, h
 
-    def forward(self, points: torch.Tensor, dirs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """points (..., 3) world, dirs (..., 3) unit -> sigma (...,), rgb (..., 3) in (0, 1)."""
-        sigma, h = self.density(points)
+    def color(self, h: torch.Tensor, dirs: torch.Tensor = None) -> torch.Tensor:
+        """Features (..., hidden) of :meth:`density` (+ unit dirs (..., 3) when view-dependent)
+        -> rgb (..., 3) in (0, 1)."""
         f = self.feature(h)
         if self.config.view_dependent:
             f = torch.cat([f, self.embed_dir(dirs)], -1)
-        return sigma, torch.sigmoid(self.rgb_head(f))
+        return torch.sigmoid(self.rgb_head(f))
+
+    def forward(self, points: torch.Tensor, dirs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """points (..., 3) world, dirs (..., 3) unit -> sigma (...,), rgb (..., 3) in (0, 1)."""
+        sigma, h = self.density(points)
+        return sigma, self.color(h, dirs)
 
 
 # ---------------------------------------------------------------------- a box to fit
