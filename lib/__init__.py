@@ -24,9 +24,14 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.splatter_train`` Splatter Image (06): pixels to Gaussians, baselines, the step, evaluation
 - ``lib.hub``       pretrained weights from the hub: the first of several ids or folders that loads
 - ``lib.guidance``  score distillation: the SDS loss of any noise predictor, timestep schedules,
-                    view-dependent prompts, Stable Diffusion loading by a list of mirror ids (07)
+                    view-dependent prompts, Stable Diffusion loading by a list of mirror ids, the
+                    ``Guide`` interface that the offline prior and Stable Diffusion share (07)
 - ``lib.prior``     the offline diffusion prior of notebook 07: procedural multi-view training data,
-                    a small ``UNet2DConditionModel``, its training (``tools/train_prior.py``)
+                    a small ``UNet2DConditionModel``, its training (``tools/train_prior.py``), its Guide
+- ``lib.judge``     the offline judge of notebook 07: labelled renders, training, accuracy, class
+                    confidence (``tools/train_judge.py``)
+- ``lib.sds_steps`` score distillation on an image and on a mesh's vertex colours (07)
+- ``lib.dreamfusion`` a NeRF from text: random views, shading, regularisers, SDS (07)
 - ``lib.mono_depth`` monocular relative inverse depth: the normaliser, a simulated estimator,
                     Depth Anything through ``transformers`` (notebooks 06, 09)
 - ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from lib.guidance import VIEW_WORDS, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
 
 PRIOR_CLASSES = ("chair", "vase", "lamp", "car", "airplane")
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+PRIOR_DIR = ASSETS_DIR / "prior"  # the committed prior (tools/train_prior.py; sha256 in assets/MANIFEST)
+JUDGE_DIR = ASSETS_DIR / "judge"  # the committed judge (tools/train_judge.py)
 FILLER_WORDS = ("a", "an", "the", "of", "view", "photo", "render")
 # (azimuth range, elevation range) in degrees sampled for each view word, strictly inside its region
 # of lib.guidance.view_word (a mirrored side view is the other side)
@@ -130,10 +134,35 @@ def prior_text_encode_fn(tokenizer, text_encoder):
 
 
 def prior_noise_pred_fn(unet):
-    """``noise_pred_fn(x_t (B, 3, H, W), t (B,), states (B, L, D)) -> eps_hat`` for ``lib.guidance.sds_loss``."""
+    """``noise_pred_fn(x_t (B, 3, S, S), t (B,), states (B, L, D)) -> eps_hat`` for ``lib.guidance.sds_loss``;
+    S is the UNet's ``sample_size`` (ValueError for any other shape)."""
+    size = int(unet.config.sample_size)
+
     def noise_pred(x_t: torch.Tensor, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        if x_t.ndim != 4 or tuple(x_t.shape[1:]) != (3, size, size):
+            raise ValueError(f"the offline prior takes (B, 3, {size}, {size}) images in [-1, 1], got "
+                             f"{tuple(x_t.shape)} (render at {size} px, or resize with Guide.to_model)")
         return unet(x_t, t, encoder_hidden_states=states).sample
     return noise_pred
+
+
+def prior_guide(unet, scheduler, tokenizer, text_encoder):
+    """The offline prior as a ``lib.guidance.Guide``: renders in [0, 1] of any size are resized to
+    the prior's ``S`` px and mapped to ``2 x - 1``; model space is (3, S, S) pixels."""
+    from lib.guidance import TextEmbeddingCache
+    from lib.guidance.guide import Guide, check_images01, resize_nchw
+    size = int(unet.config.sample_size)
+
+    def to_model(images: torch.Tensor) -> torch.Tensor:
+        check_images01(images, "images for the offline prior")
+        return 2 * resize_nchw(images, size) - 1
+
+    def from_model(x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() + 1) / 2).clamp(0, 1)
+
+    device = next(unet.parameters()).device
+    return Guide("offline prior", prior_noise_pred_fn(unet), TextEmbeddingCache(prior_text_encode_fn(tokenizer, text_encoder)),
+                 scheduler.alphas_cumprod.to(device), to_model, from_model, (3, size, size), size)
 
 
 def prior_loss(unet, scheduler, text_encoder, ids: torch.Tensor, images: torch.Tensor,

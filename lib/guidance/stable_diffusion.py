@@ -135,3 +135,22 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"latents must be (B, C, h, w), got {tuple(latents.shape)}")
     x = vae.decode((latents / _scaling_factor(vae)).to(vae.device, vae.dtype)).sample
     return ((x.float() + 1) / 2).clamp(0, 1)
+
+
+def sd_guide(pipe, generator: Optional[torch.Generator] = None):
+    """Stable Diffusion as a ``lib.guidance.Guide``: renders in [0, 1] are resized to the VAE's
+    ``sample_size`` (512 for SD 1.5 / 2.1-base) and encoded with gradients (:func:`encode_images`);
+    model space is (4, 64, 64) latents; ``from_model`` decodes. The text cache starts empty; call
+    ``guide.embed.free_encoder()`` once every prompt is cached to free the text encoder's memory."""
+    from lib.guidance.guide import Guide, check_images01, resize_nchw
+    from lib.guidance.prompts import TextEmbeddingCache
+    size = int(pipe.vae.config.sample_size)
+    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+
+    def to_model(images: torch.Tensor) -> torch.Tensor:
+        check_images01(images, "images for Stable Diffusion")
+        return encode_images(pipe.vae, resize_nchw(images, size), generator)
+
+    return Guide("Stable Diffusion", sd_noise_pred_fn(pipe), TextEmbeddingCache(sd_text_encode_fn(pipe)),
+                 pipe.scheduler.alphas_cumprod.to(pipe.device), to_model, lambda x: decode_latents(pipe.vae, x),
+                 (int(pipe.vae.config.latent_channels), size // factor, size // factor), size)
