@@ -176,7 +176,7 @@ def sample_cameras(n: int, config: DreamFusionConfig, generator: torch.Generator
     return orbit_poses(az, el, config.radius), az, el
 
 
-def render_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionConfig, shading: str = "albedo",
+def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionConfig, shading: str = "albedo",
                  light: Optional[torch.Tensor] = None, generator=None, perturb: bool = True,
                  record: Optional[dict] = None) -> dict:
     """Render (V, 4, 4) cameras at ``config.image_size`` on white.
@@ -205,7 +205,7 @@ def render_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionConfig,
 def regularisers(out: dict, directions: torch.Tensor, normals: torch.Tensor) -> dict:
     """Orientation, opacity entropy and mean opacity (module docstring) of one render.
 
-    Args: out: :func:`render_views` output (weights (R, S), opacity (R,)); directions (R, 3) unit
+    Args: out: :func:`render_field_views` output (weights (R, S), opacity (R,)); directions (R, 3) unit
         ray directions; normals (R, S, 3) or None (orientation 0).
     Returns: dict of 0-d tensors: orientation, entropy, opacity.
     """
@@ -251,7 +251,7 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
         light = F.normalize(F.normalize(c2w[:, :3, 3], dim=-1) + 0.5 * torch.randn(len(c2w), 3, generator=generator
                                                                                    ).to(device), dim=-1)
         record = {}
-        out = render_views(field, c2w, config, shading, light, ray_generator, True, record)
+        out = render_field_views(field, c2w, config, shading, light, ray_generator, True, record)
         if config.view_dependent:
             prompts = [view_prompt(config.prompt, a, e) for a, e in zip(az.tolist(), el.tolist())]
         else:
@@ -282,6 +282,6 @@ def render_turntable(field: NeRFField, config: DreamFusionConfig, azimuths, elev
     """
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
     c2w = orbit_poses(az, float(elevation), config.radius).to(next(field.parameters()).device)
-    out = render_views(field, c2w, config, shading, None, None, False, None)
+    out = render_field_views(field, c2w, config, shading, None, None, False, None)
     return {"images": out["images"].clamp(0, 1), "depth": out["depth"] * (out["opacity_map"] > 0.5),
             "opacity": out["opacity_map"], "azimuths": az}

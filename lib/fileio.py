@@ -38,3 +38,31 @@ def atomic_write(path, write: Callable[[Path], object], mode: int = 0o644) -> Pa
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_folder(path, write: Callable[[Path], object], mode: int = 0o644) -> Path:
+    """Call ``write(tmp)`` with a fresh temporary folder beside ``path``, then put it in place of
+    ``path`` (an existing ``path`` is renamed aside first and removed last), so an interrupted
+    writer never leaves a half-written folder at ``path``. Every file written gets ``mode``.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    import shutil
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        write(tmp)
+        for f in tmp.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else mode)
+        os.chmod(tmp, 0o755)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path

@@ -127,6 +127,11 @@ def prior_text_encode_fn(tokenizer, text_encoder):
 
     def encode(prompts) -> torch.Tensor:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        from lib.models.text_prior import _words
+        unknown = sorted({w for p in prompts for w in _words(p) if w not in tokenizer.ids})
+        if unknown:  # the word tokenizer would map them to <unk>: the prior would not know what was asked
+            raise ValueError(f"the offline prior does not know the words {unknown}; its vocabulary is "
+                             f"{tokenizer.vocabulary} (e.g. 'a chair, side view')")
         ids = torch.cat([tokenizer.unconditional(1) if not p.strip() else tokenizer(p) for p in prompts])
         with torch.no_grad():
             return text_encoder(ids.to(device))

@@ -43,3 +43,20 @@ def test_committed_prior_loads_and_denoises_unseen_renders():
         uncond = prior_loss(unet, scheduler, text_encoder, tokenizer.unconditional(len(images)), images, g, t).item()
     assert loss < 0.1, f"epsilon MSE {loss:.3f} at t=300 (predicting zero scores 1.0)"
     assert loss < uncond, f"the prompt should help: {loss:.4f} with it, {uncond:.4f} without"
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    from lib.fileio import atomic_folder
+    out = tmp_path / "asset"
+    atomic_folder(out, lambda f: (f / "a.txt").write_text("1"))
+    atomic_folder(out, lambda f: (f / "b.txt").write_text("2"))
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]  # replaced, not merged
+
+    def broken(f):
+        (f / "c.txt").write_text("3")
+        raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError):
+        atomic_folder(out, broken)
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]  # the old folder is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["asset"]  # no temporary folder left
+    assert (out / "b.txt").stat().st_mode & 0o777 == 0o644

@@ -153,3 +153,27 @@ def test_denoising_error_prefers_real_renders(prior_guide):
     torch.testing.assert_close(real, denoising_error(prior_guide, renders, prompts))  # same noise each call
     with pytest.raises(ValueError, match="one prompt per image"):
         denoising_error(prior_guide, renders, prompts[:1])
+
+
+def test_prior_refuses_words_it_does_not_know(prior_guide):
+    with pytest.raises(ValueError, match=r"does not know the words \['table'\]"):
+        prior_guide.embed(["a table"])
+    assert prior_guide.embed(["a chair, side view"]).shape[0] == 1
+
+
+def test_free_encoder_releases_the_text_encoder(tiny_sd_dir, monkeypatch):
+    import gc
+    import weakref
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    guide = load_guide("stable diffusion", "cpu", sd_local_dir=str(tiny_sd_dir))
+    cached = guide.embed(["", "a chair"])
+    text = next(c.cell_contents for c in guide.embed.encode_fn.__closure__
+                if type(c.cell_contents).__name__ == "CLIPTextModel")
+    encoder = weakref.ref(text)
+    del text
+    guide.embed.free_encoder()
+    gc.collect()
+    assert encoder() is None, "something still holds the text encoder after free_encoder()"
+    torch.testing.assert_close(guide.embed(["a chair"]), cached[1:])  # cached prompts still work
+    with pytest.raises(RuntimeError, match="freed"):
+        guide.embed(["a chair, back view"])

@@ -28,10 +28,6 @@ Tiny smoke run::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -61,12 +57,9 @@ def main(argv=None) -> Path:
 
     from lib.judge import judge_accuracy, judge_dataset, train_judge
     from lib.models.judge import Judge, JudgeConfig
+    from tools.provenance import RunLog, save_with_provenance
     out = Path(args.out).resolve()
-    lines = []
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
+    log = RunLog()
 
     t0 = time.perf_counter()
     classes = tuple(args.classes)
@@ -85,19 +78,7 @@ def main(argv=None) -> Path:
     log("held-out view acc per class: " + "  ".join(f"{k} {v:.3f}" for k, v in acc["per_class_view_acc"].items()))
     log(f"done: {time.perf_counter() - t0:.1f} s total")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    judge.save_pretrained(tmp)
-    command = "python -m tools.train_judge " + " ".join(sys.argv[1:] if argv is None else argv)
-    (tmp / "train_args.json").write_text(json.dumps({**vars(args), "command": command, "held_out": acc},
-                                                    indent=1) + "\n")
-    (tmp / "train_log.txt").write_text("\n".join(lines) + "\n")
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    save_with_provenance(out, judge.save_pretrained, "tools.train_judge", args, log.lines, argv, {"held_out": acc})
     print(f"saved {out}")
     return out
 

@@ -28,10 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -61,12 +57,9 @@ def main(argv=None) -> Path:
     import torch
 
     from lib.prior import count_parameters, make_prior, prior_dataset, train_prior
+    from tools.provenance import RunLog, save_with_provenance
     out = Path(args.out).resolve()
-    lines = []
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
+    log = RunLog()
 
     t0 = time.perf_counter()
     images, prompts = prior_dataset(args.n_per_class, args.image_size, args.seed, tuple(args.classes))
@@ -83,23 +76,15 @@ def main(argv=None) -> Path:
     log(f"done: mean loss of the last {len(tail)} steps {sum(tail) / len(tail):.4f}, "
         f"{time.perf_counter() - t0:.1f} s total")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    # the UNet's weights are stored in float16 (half the size; load_prior returns float32 again: its
-    # outputs move by < 1e-3), the other parts are small and stay float32
-    copy.deepcopy(unet).half().save_pretrained(tmp / "unet")
-    scheduler.save_pretrained(tmp / "scheduler")
-    text_encoder.save_pretrained(tmp / "text_encoder")
-    tokenizer.save_pretrained(tmp / "tokenizer")
-    command = "python -m tools.train_prior " + " ".join(sys.argv[1:] if argv is None else argv)
-    (tmp / "train_args.json").write_text(json.dumps({**vars(args), "command": command}, indent=1) + "\n")
-    (tmp / "train_log.txt").write_text("\n".join(lines) + "\n")
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    def save(folder: Path) -> None:
+        # the UNet's weights are stored in float16 (half the size; load_prior returns float32 again:
+        # its outputs move by < 1e-3), the other parts are small and stay float32
+        copy.deepcopy(unet).half().save_pretrained(folder / "unet")
+        scheduler.save_pretrained(folder / "scheduler")
+        text_encoder.save_pretrained(folder / "text_encoder")
+        tokenizer.save_pretrained(folder / "tokenizer")
+
+    save_with_provenance(out, save, "tools.train_prior", args, log.lines, argv)
     print(f"saved {out}")
     return out
 

@@ -144,13 +144,14 @@ def sd_guide(pipe, generator: Optional[torch.Generator] = None):
     ``guide.embed.free_encoder()`` once every prompt is cached to free the text encoder's memory."""
     from lib.guidance.guide import Guide, check_images01, resize_nchw
     from lib.guidance.prompts import TextEmbeddingCache
-    size = int(pipe.vae.config.sample_size)
-    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    vae = pipe.vae  # the closures hold the parts, not the pipeline, so that free_encoder() frees the
+    size = int(vae.config.sample_size)  # text encoder once nothing else holds the pipeline
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def to_model(images: torch.Tensor) -> torch.Tensor:
         check_images01(images, "images for Stable Diffusion")
-        return encode_images(pipe.vae, resize_nchw(images, size), generator)
+        return encode_images(vae, resize_nchw(images, size), generator)
 
-    return Guide("Stable Diffusion", sd_noise_pred_fn(pipe), TextEmbeddingCache(sd_text_encode_fn(pipe)),
-                 pipe.scheduler.alphas_cumprod.to(pipe.device), to_model, lambda x: decode_latents(pipe.vae, x),
-                 (int(pipe.vae.config.latent_channels), size // factor, size // factor), size)
+    return Guide("Stable Diffusion", sd_noise_pred_fn(pipe.unet), TextEmbeddingCache(sd_text_encode_fn(pipe)),
+                 pipe.scheduler.alphas_cumprod.to(pipe.device), to_model, lambda x: decode_latents(vae, x),
+                 (int(vae.config.latent_channels), size // factor, size // factor), size)
