@@ -15,7 +15,9 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.quaternion`` wxyz quaternions: to and from rotation matrices, the Hamilton product
 - ``lib.losses``    chamfer (with a pure-torch nearest neighbour), voxel BCE, mesh regularisers,
                     eikonal, KL and GAN losses
-- ``lib.metrics``   PSNR, SSIM, voxel IoU, F-score
+- ``lib.metrics``   PSNR, SSIM, voxel IoU, F-score, confusion matrix, per-class accuracy, part mIoU
+- ``lib.point_ops`` point clouds (08): farthest point sampling, up-axis and SO(3) rotations, augmentations
+                    (k nearest neighbours, in 3-D or feature space: ``lib.losses.nearest_neighbors``)
 - ``lib.models``    the learnable parts (``nn.Module``s only): embeddings, NeRF and SDF fields,
                     single- and multi-view encoders/decoders, 3D Gaussians, the Splatter Image U-Net
 - ``lib.recon``     training and evaluating 3D reconstruction from images (notebook 03)

@@ -40,10 +40,11 @@ _KNN_BUDGET = 1 << 24  # distances held at once by the pure-torch search (64 MiB
 
 
 # ------------------------------------------------------------------- nearest neighbours, chamfer
-def _check_clouds(x: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_tensor(x) or x.ndim not in (2, 3) or x.shape[-1] != 3:
+def _check_clouds(x: torch.Tensor, name: str, any_dim: bool = False) -> torch.Tensor:
+    if not torch.is_tensor(x) or x.ndim not in (2, 3) or (x.shape[-1] != 3 and not any_dim) or x.shape[-1] < 1:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"`{name}` must be (B, N, 3) or (N, 3) points, got {shape}")
+        what = "(B, N, D) or (N, D) points or features" if any_dim else "(B, N, 3) or (N, 3) points"
+        raise ValueError(f"`{name}` must be {what}, got {shape}")
     if x.shape[-2] == 0:
         raise ValueError(f"`{name}` has no points (shape {tuple(x.shape)}); a nearest neighbour needs at least one")
     return x if x.ndim == 3 else x[None]
@@ -67,7 +68,8 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
     exactly, so it is differentiable in both clouds like ``pytorch3d.ops.knn_points(x, y, K=1)``.
 
     Args:
-        x: (B, N, 3) or (N, 3) float points. y: (B, M, 3) or (M, 3), same batch size.
+        x: (B, N, D) or (N, D) float points (D = 3) or features of any width D (a k-NN graph in
+            feature space, as DGCNN builds). y: (B, M, D) or (M, D), same batch size and D.
         backend: "torch" (pure torch, anywhere), "pytorch3d" (``knn_points``; needs PyTorch3D),
             or "auto": PyTorch3D on CUDA when it is installed, else torch.
         chunk: query points per ``cdist`` call on the torch path (default: a 64 MiB budget).
@@ -78,7 +80,9 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
         idx: (B, N) int64 index into ``y`` of each nearest neighbour (``(N,)`` unbatched);
             (B, N, k) (``(N, k)``) when ``k > 1``.
     """
-    x3, y3 = _check_clouds(x, "x"), _check_clouds(y, "y")
+    x3, y3 = _check_clouds(x, "x", any_dim=True), _check_clouds(y, "y", any_dim=True)
+    if x3.shape[-1] != y3.shape[-1]:
+        raise ValueError(f"`x` and `y` need the same dimension D, got {tuple(x.shape)} and {tuple(y.shape)}")
     if x3.shape[0] != y3.shape[0]:
         raise ValueError(f"`x` and `y` need the same batch size, got {tuple(x.shape)} and {tuple(y.shape)}")
     if not 1 <= int(k) <= y3.shape[1]:
@@ -94,7 +98,8 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
         with torch.no_grad():
             idx = torch.cat([torch.cdist(q, y3).topk(k, dim=-1, largest=False).indices
                              for q in x3.split(step, dim=1)], 1)  # (B, N, k), nearest first
-        nearest = torch.gather(y3, 1, idx.reshape(b, n * k, 1).expand(-1, -1, 3)).reshape(b, n, k, 3)
+        d = y3.shape[-1]
+        nearest = torch.gather(y3, 1, idx.reshape(b, n * k, 1).expand(-1, -1, d)).reshape(b, n, k, d)
         d2 = (x3[:, :, None] - nearest).pow(2).sum(-1)  # exact, differentiable in both clouds
     if k == 1:
         d2, idx = d2[..., 0], idx[..., 0]
@@ -113,6 +118,7 @@ def chamfer_distance(x: torch.Tensor, y: torch.Tensor, backend: str = "auto") ->
     Returns:
         (B,) float chamfer distance of each pair, world units^2; a 0-d tensor for (N, 3) inputs.
     """
+    _check_clouds(x, "x"), _check_clouds(y, "y")  # 3-D points (nearest_neighbors takes any D)
     dx, _ = nearest_neighbors(x, y, backend)
     dy, _ = nearest_neighbors(y, x, backend)
     return dx.mean(-1) + dy.mean(-1)

@@ -160,3 +160,46 @@ def f_score(pred: torch.Tensor, gt: torch.Tensor,
         r = float((d_gt <= t).float().mean())
         out[t] = (p, r, 2 * p * r / (p + r) if p + r > 0 else 0.0)
     return out
+
+
+def _labels(pred: torch.Tensor, target: torch.Tensor, n_classes: int, fn: str):
+    if pred.shape != target.shape:
+        raise ValueError(f"{fn}: `pred` and `target` must have one shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    for name, x in (("pred", pred), ("target", target)):
+        if x.is_floating_point() or (x.numel() and (int(x.min()) < 0 or int(x.max()) >= n_classes)):
+            raise ValueError(f"{fn}: `{name}` must hold integer labels in [0, {n_classes - 1}]")
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(C, C) int64 counts: entry [i, j] = how many items of true class i were predicted as j.
+
+    Args: pred, target: integer labels of one shape (any), values in [0, C - 1].
+    """
+    _labels(pred, target, n_classes, "confusion_matrix")
+    flat = target.reshape(-1).long() * n_classes + pred.reshape(-1).long()
+    return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def per_class_accuracy(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(C,) float: the fraction of each true class predicted correctly (NaN for a class with no items)."""
+    cm = confusion_matrix(pred, target, n_classes).double()
+    return (cm.diagonal() / cm.sum(1)).float()
+
+
+def part_miou(pred: torch.Tensor, target: torch.Tensor, n_parts: int) -> torch.Tensor:
+    """Mean part IoU of each shape, the ShapeNet-part convention: for every part p,
+    IoU = |pred = p and target = p| / |pred = p or target = p|, and 1 when p is in neither (the
+    shape does not have it and none was predicted); the shape's score is the mean over the parts.
+
+    Args: pred, target: (B, N) integer part labels in [0, n_parts - 1].
+    Returns: (B,) float; its mean is the usual "instance mIoU".
+    """
+    _labels(pred, target, n_parts, "part_miou")
+    if pred.ndim != 2:
+        raise ValueError(f"part_miou: labels must be (B, N), got {tuple(pred.shape)}")
+    parts = torch.arange(n_parts, device=pred.device)[None, :, None]  # (1, P, 1)
+    p, t = pred[:, None] == parts, target[:, None] == parts  # (B, P, N)
+    inter, union = (p & t).sum(-1).float(), (p | t).sum(-1).float()
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    return iou.mean(-1)

@@ -1,0 +1,122 @@
+"""lib.point_ops (farthest point sampling, rotations, augmentations), k-NN in feature space through
+lib.losses.nearest_neighbors, and the classification/segmentation metrics of lib.metrics."""
+import itertools
+
+import pytest
+import torch
+
+from lib.losses import nearest_neighbors
+from lib.metrics import confusion_matrix, part_miou, per_class_accuracy
+from lib.point_ops import (augment_points, farthest_point_sample, random_rotations, rotate_about_up,
+                           up_rotation)
+
+
+def brute_force_fps(pts, n, start=0):
+    chosen = [start]
+    for _ in range(n - 1):
+        d = torch.stack([((pts - pts[c]) ** 2).sum(-1) for c in chosen]).min(0).values
+        chosen.append(int(d.argmax()))
+    return chosen
+
+
+@pytest.mark.parametrize("dim", [3, 6])
+def test_fps_matches_brute_force_and_spreads(dim):
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(3, 200, dim, generator=g, dtype=torch.float64)
+    idx = farthest_point_sample(pts, 16, start=5)
+    assert idx.shape == (3, 16) and idx.dtype == torch.int64
+    for b in range(3):
+        assert idx[b].tolist() == brute_force_fps(pts[b], 16, 5)
+        assert len(set(idx[b].tolist())) == 16
+    # farther apart than a random subset: the smallest pairwise distance is larger
+    chosen = pts[0, idx[0]]
+    random = pts[0, :16]
+    assert torch.pdist(chosen).min() > torch.pdist(random).min()
+    assert farthest_point_sample(pts[0], 4).tolist() == brute_force_fps(pts[0], 4)  # unbatched
+
+
+def test_fps_errors():
+    with pytest.raises(ValueError, match="`n` must be between 1 and the 10 points"):
+        farthest_point_sample(torch.rand(10, 3), 11)
+    with pytest.raises(ValueError, match="NaN"):
+        farthest_point_sample(torch.tensor([[0.0, float("nan"), 0.0]]), 1)
+    with pytest.raises(ValueError, match=r"\(B, N, D\)"):
+        farthest_point_sample(torch.zeros(10, dtype=torch.int64), 1)
+
+
+def test_knn_in_feature_space_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(2, 50, 7, generator=g, dtype=torch.float64)
+    d2, idx = nearest_neighbors(feats, feats, backend="torch", k=5, chunk=13)
+    full = torch.cdist(feats, feats) ** 2
+    want = full.topk(5, dim=-1, largest=False)
+    assert torch.equal(idx, want.indices)
+    torch.testing.assert_close(d2, want.values)
+    assert torch.equal(idx[..., 0], torch.arange(50).expand(2, 50))  # the point itself comes first
+    with pytest.raises(ValueError, match="same dimension D"):
+        nearest_neighbors(feats, feats[..., :3])
+
+
+def test_up_rotation_and_random_rotations_are_rotations():
+    torch.testing.assert_close(rotate_about_up(torch.tensor([[1.0, 0.0, 0.0]]), 90.0),
+                               torch.tensor([[0.0, 0.0, -1.0]]), atol=1e-6, rtol=0)
+    R = random_rotations(64, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3).expand(64, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(64), atol=1e-5, rtol=0)
+    assert R[:, 1, 1].min() < 0.5  # not only about the up axis
+    U = random_rotations(8, torch.Generator().manual_seed(0), up_only=True)
+    torch.testing.assert_close(U[:, 1], torch.tensor([0.0, 1.0, 0.0]).expand(8, 3))  # y is kept
+    torch.testing.assert_close(up_rotation(torch.tensor([0.0, 360.0])), torch.eye(3).expand(2, 3, 3), atol=1e-6,
+                               rtol=0)
+
+
+def test_augment_points():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(4, 100, 3) - 0.5
+    same = augment_points(pts, g)
+    torch.testing.assert_close(same, pts)
+    rotated = augment_points(pts, torch.Generator().manual_seed(1), rotation="up")
+    torch.testing.assert_close(rotated.norm(dim=-1), pts.norm(dim=-1), atol=1e-5, rtol=0)  # lengths kept
+    torch.testing.assert_close(rotated[..., 1], pts[..., 1])  # heights kept
+    scaled = augment_points(pts, torch.Generator().manual_seed(2), scale=(2.0, 2.0))
+    torch.testing.assert_close(scaled, 2 * pts)
+    dropped = augment_points(pts, torch.Generator().manual_seed(3), dropout=0.9)
+    moved = (dropped != pts).any(-1)
+    assert moved.any() and bool((dropped[moved] == pts[:, :1].expand_as(pts)[moved]).all())
+    with pytest.raises(ValueError, match="rotation"):
+        augment_points(pts, g, rotation="z")
+    with pytest.raises(ValueError, match="dropout"):
+        augment_points(pts, g, dropout=1.0)
+
+
+def test_confusion_and_per_class_accuracy_by_hand():
+    target = torch.tensor([0, 0, 1, 1, 1, 2])
+    pred = torch.tensor([0, 1, 1, 1, 0, 2])
+    cm = confusion_matrix(pred, target, 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    acc = per_class_accuracy(pred, target, 4)
+    torch.testing.assert_close(acc[:3], torch.tensor([0.5, 2 / 3, 1.0]))
+    assert torch.isnan(acc[3])
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\]"):
+        confusion_matrix(pred, torch.tensor([0, 0, 1, 1, 1, 4]), 4)
+    with pytest.raises(ValueError, match="one shape"):
+        confusion_matrix(pred[:3], target, 4)
+
+
+def test_part_miou_by_hand_and_brute_force():
+    target = torch.tensor([[0, 0, 1, 1]])
+    pred = torch.tensor([[0, 1, 1, 1]])
+    # part 0: 1/2, part 1: 2/3, part 2: absent in both -> 1
+    torch.testing.assert_close(part_miou(pred, target, 3), torch.tensor([(0.5 + 2 / 3 + 1) / 3]))
+    g = torch.Generator().manual_seed(0)
+    t, p = torch.randint(0, 4, (5, 40), generator=g), torch.randint(0, 4, (5, 40), generator=g)
+    want = []
+    for b in range(5):
+        ious = []
+        for part in range(6):
+            inter = sum(1 for a, c in zip(p[b].tolist(), t[b].tolist()) if a == part and c == part)
+            union = sum(1 for a, c in zip(p[b].tolist(), t[b].tolist()) if a == part or c == part)
+            ious.append(inter / union if union else 1.0)
+        want.append(sum(ious) / 6)
+    torch.testing.assert_close(part_miou(p, t, 6), torch.tensor(want))
+    assert part_miou(t, t, 6).tolist() == [1.0] * 5
