@@ -415,3 +415,17 @@ def from_pytorch3d_ndc(R, T, focal_length, principal_point, image_size: Size):
     w2c = _pytorch3d_w2c(R, T.expand(n, 3))
     check_pose(w2c, "R")
     return world_to_camera(w2c).float(), K.float()
+
+
+def random_orbit_poses(n: int, distance: float, elevation_range=(-10.0, 50.0),
+                       generator: torch.Generator = None):
+    """``n`` random cameras looking at the origin: azimuth uniform in [0, 360), elevation uniform in
+    ``elevation_range`` (degrees), at ``distance``. Drawn on the CPU from ``generator``.
+
+    Returns:
+        ``(c2w (n, 4, 4), azimuth (n,), elevation (n,))``, angles in degrees (:func:`orbit_poses`).
+    """
+    az = torch.rand(n, generator=generator) * 360.0
+    lo, hi = (float(e) for e in elevation_range)
+    el = lo + (hi - lo) * torch.rand(n, generator=generator)
+    return orbit_poses(az, el, distance), az, el

@@ -42,7 +42,7 @@ from typing import Callable, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import orbit_poses
+from lib.cameras import orbit_poses, random_orbit_poses
 from lib.data.srn import SRN_RADIUS, srn_intrinsics
 from lib.guidance import TimestepSchedule, sds_loss, validate_prompt, view_prompt
 from lib.models.nerf import NeRFConfig, NeRFField
@@ -168,21 +168,14 @@ def shaded_field_fn(field: NeRFField, config: DreamFusionConfig, shading: str = 
     return fn
 
 
-def sample_cameras(n: int, config: DreamFusionConfig, generator: torch.Generator):
-    """n random cameras: ``(c2w (n, 4, 4), azimuth (n,) degrees in [0, 360), elevation (n,))``."""
-    az = torch.rand(n, generator=generator) * 360.0
-    lo, hi = config.elevation_range
-    el = lo + (hi - lo) * torch.rand(n, generator=generator)
-    return orbit_poses(az, el, config.radius), az, el
-
-
 def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionConfig, shading: str = "albedo",
                  light: Optional[torch.Tensor] = None, generator=None, perturb: bool = True,
                  record: Optional[dict] = None) -> dict:
     """Render (V, 4, 4) cameras at ``config.image_size`` on white.
 
-    Returns: dict with images (V, 3, H, W) in [0, 1], depth (V, H, W), opacity (V, H, W) and the
-    per-ray outputs of :func:`volume_render` (weights (R, S), ...), R = V H W; ``light`` is one
+    Returns: dict with images (V, 3, H, W) in [0, 1], depth (V, H, W), opacity_map (V, H, W), the
+    unit ray directions (R, 3) and the per-ray outputs of :func:`volume_render` (weights (R, S),
+    opacity (R,), ...), R = V H W; ``light`` is one
     unit (V, 3) direction per view (None: from the camera).
     """
     V, H = c2w.shape[0], config.image_size
@@ -196,6 +189,7 @@ def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionC
     near, far = near_far_from_aabb(o, d, box, 0.0, config.radius + 2 * config.bound)
     fn = shaded_field_fn(field, config, shading, light_rays, record)
     out = volume_render(fn, o, d, near, far, config.n_samples, generator, background=1.0, perturb=perturb)
+    out["directions"] = d
     out["images"] = out["rgb"].reshape(V, H, H, 3).permute(0, 3, 1, 2)
     out["depth"] = out["depth"].reshape(V, H, H)
     out["opacity_map"] = out["opacity"].reshape(V, H, H)
@@ -241,7 +235,8 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
 
     def step(i: int) -> dict:
         progress = i / max(config.steps - 1, 1)
-        c2w, az, el = sample_cameras(config.views_per_step, config, generator)
+        c2w, az, el = random_orbit_poses(config.views_per_step, config.radius, config.elevation_range,
+                                         generator)
         c2w = c2w.to(device)
         if progress < config.shading_warmup:
             shading = "albedo"
@@ -259,8 +254,7 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
         t = schedule.sample(len(az), progress, generator)
         sds, info = sds_loss(guide.noise_pred_fn, guide.to_model(out["images"]), (guide.embed(prompts), uncond),
                              guide.alphas_cumprod, t, guidance_scale=config.guidance_scale, generator=generator)
-        origins, dirs = get_rays(c2w, srn_intrinsics(config.image_size).to(c2w), config.image_size)
-        reg = regularisers(out, dirs.reshape(-1, 3), record.get("normals"))
+        reg = regularisers(out, out["directions"], record.get("normals"))
         loss = (sds + config.orientation_weight * reg["orientation"] + config.entropy_weight * reg["entropy"]
                 + config.opacity_weight * reg["opacity"])
         optimizer.zero_grad(set_to_none=True)

@@ -66,3 +66,30 @@ def atomic_folder(path, write: Callable[[Path], object], mode: int = 0o644) -> P
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def save_module_folder(module, config: dict, folder) -> Path:
+    """Write ``config.json`` (``config``, plain JSON values) and ``model.safetensors`` (the module's
+    state dict: tensors only, no pickle) into ``folder``; the counterpart of :func:`read_module_folder`."""
+    import json
+
+    from safetensors.torch import save_file
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+              str(folder / "model.safetensors"))
+    return folder
+
+
+def read_module_folder(folder, who: str, hint: str = ""):
+    """``(config dict, state dict)`` of a folder written by :func:`save_module_folder`;
+    FileNotFoundError naming the missing file, ``who`` (the caller) and ``hint`` (how to make one)."""
+    import json
+
+    from safetensors.torch import load_file
+    folder = Path(folder)
+    for name in ("config.json", "model.safetensors"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{who}: no {folder / name}{' ' + hint if hint else ''}")
+    return json.loads((folder / "config.json").read_text()), load_file(str(folder / "model.safetensors"))

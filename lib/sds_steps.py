@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lib.cameras import orbit_poses
+from lib.cameras import random_orbit_poses
 from lib.guidance import TimestepSchedule, sds_loss, validate_prompt
 from lib.render.texture import render_vertex_colors
 
@@ -110,12 +110,9 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
     optimizer = optimizer or torch.optim.Adam([c], lr=lr)
     generator = generator or torch.Generator().manual_seed(0)
     uncond = guide.embed([""])
-    lo, hi = (float(e) for e in elevation_range)
 
     def step(i: int) -> dict:
-        az = torch.rand(views_per_step, generator=generator) * 360.0
-        el = lo + (hi - lo) * torch.rand(views_per_step, generator=generator)
-        c2w = orbit_poses(az, el, distance)
+        c2w, az, el = random_orbit_poses(views_per_step, distance, elevation_range, generator)
         out = render_vertex_colors(verts, faces, c, c2w, K, image_size, background=1.0, shading="headlight")
         images = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
         prompts = [view_prompt(prompt, a, e) if view_dependent else prompt for a, e in zip(az.tolist(), el.tolist())]

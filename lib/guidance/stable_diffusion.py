@@ -24,6 +24,7 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
+from lib.guidance.guide import check_images01
 from lib.hub import hub_offline, load_first
 
 SD_MODEL_IDS = ("stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -119,11 +120,7 @@ def encode_images(vae, images: torch.Tensor,
     """Latents (B, 4, H/8, W/8) of ``images`` (B, 3, H, W) float in [0, 1]: a sample of the VAE's
     posterior at ``2 images - 1``, times ``vae.config.scaling_factor``. Differentiable w.r.t.
     ``images`` (the VAE's weights stay frozen if they were)."""
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-    if images.min() < 0 or images.max() > 1:
-        raise ValueError(f"images must be in [0, 1], got [{images.min().item():.3g}, "
-                         f"{images.max().item():.3g}]")
+    check_images01(images)
     x = (2 * images - 1).to(vae.device, vae.dtype)
     return vae.encode(x).latent_dist.sample(generator) * _scaling_factor(vae)
 
@@ -142,14 +139,14 @@ def sd_guide(pipe, generator: Optional[torch.Generator] = None):
     ``sample_size`` (512 for SD 1.5 / 2.1-base) and encoded with gradients (:func:`encode_images`);
     model space is (4, 64, 64) latents; ``from_model`` decodes. The text cache starts empty; call
     ``guide.embed.free_encoder()`` once every prompt is cached to free the text encoder's memory."""
-    from lib.guidance.guide import Guide, check_images01, resize_nchw
+    from lib.guidance.guide import Guide, resize_nchw
     from lib.guidance.prompts import TextEmbeddingCache
     vae = pipe.vae  # the closures hold the parts, not the pipeline, so that free_encoder() frees the
     size = int(vae.config.sample_size)  # text encoder once nothing else holds the pipeline
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def to_model(images: torch.Tensor) -> torch.Tensor:
-        check_images01(images, "images for Stable Diffusion")
+        check_images01(images, "images for Stable Diffusion")  # before resizing clamps them
         return encode_images(vae, resize_nchw(images, size), generator)
 
     return Guide("Stable Diffusion", sd_noise_pred_fn(pipe.unet), TextEmbeddingCache(sd_text_encode_fn(pipe)),

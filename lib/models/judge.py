@@ -23,13 +23,12 @@ Example:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from lib.fileio import read_module_folder, save_module_folder
 from lib.guidance.prompts import VIEW_WORDS
 from lib.prior import PRIOR_CLASSES
 
@@ -132,24 +131,15 @@ class Judge(nn.Module):
 
     def save_pretrained(self, folder) -> None:
         """Write ``config.json`` and ``model.safetensors`` (float32, no pickle) into ``folder``."""
-        from safetensors.torch import save_file
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         cfg = asdict(self.config)
         cfg["classes"], cfg["views"] = list(cfg["classes"]), list(cfg["views"])
-        (folder / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(folder / "model.safetensors"))
+        save_module_folder(self, cfg, folder)
 
     @classmethod
     def from_pretrained(cls, folder, device="cpu") -> "Judge":
         """A saved judge (``save_pretrained``'s folder), in eval mode on ``device``."""
-        from safetensors.torch import load_file
-        folder = Path(folder)
-        for name in ("config.json", "model.safetensors"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"Judge.from_pretrained: no {folder / name} "
+        cfg, state = read_module_folder(folder, "Judge.from_pretrained",
                                         "(train one with `python -m tools.train_judge --out <folder>`)")
-        model = cls(JudgeConfig(**json.loads((folder / "config.json").read_text())))
-        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        model = cls(JudgeConfig(**cfg))
+        model.load_state_dict(state)
         return model.to(device).eval()

@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lib.fileio import read_module_folder, save_module_folder
+
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1; vocabulary words follow from id 2
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -141,22 +143,13 @@ class TinyTextEncoder(nn.Module):
 
     def save_pretrained(self, folder) -> None:
         """Write ``config.json`` and ``model.safetensors`` (no pickle) into ``folder``."""
-        from safetensors.torch import save_file
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(folder / "model.safetensors"))
+        save_module_folder(self, self.config, folder)
 
     @classmethod
     def from_pretrained(cls, folder, device="cpu") -> "TinyTextEncoder":
-        from safetensors.torch import load_file
-        folder = Path(folder)
-        for name in ("config.json", "model.safetensors"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"TinyTextEncoder.from_pretrained: no {folder / name}")
-        model = cls(**json.loads((folder / "config.json").read_text()))
-        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        cfg, state = read_module_folder(folder, "TinyTextEncoder.from_pretrained")
+        model = cls(**cfg)
+        model.load_state_dict(state)
         return model.to(device).eval()
 
 
