@@ -417,15 +417,12 @@ def from_pytorch3d_ndc(R, T, focal_length, principal_point, image_size: Size):
     return world_to_camera(w2c).float(), K.float()
 
 
-def random_orbit_poses(n: int, distance: float, elevation_range=(-10.0, 50.0),
-                       generator: torch.Generator = None):
-    """``n`` random cameras looking at the origin: azimuth uniform in [0, 360), elevation uniform in
-    ``elevation_range`` (degrees), at ``distance``. Drawn on the CPU from ``generator``.
 
-    Returns:
-        ``(c2w (n, 4, 4), azimuth (n,), elevation (n,))``, angles in degrees (:func:`orbit_poses`).
-    """
+def random_orbit_angles(n: int, elevation_range=(5.0, 45.0), generator: torch.Generator = None):
+    """``(azimuth (n,), elevation (n,))`` in degrees for random orbit cameras (:func:`orbit_poses`):
+    azimuth uniform in [0, 360), then elevation uniform in ``elevation_range``; drawn on the CPU
+    from ``generator`` in that order."""
     az = torch.rand(n, generator=generator) * 360.0
     lo, hi = (float(e) for e in elevation_range)
-    el = lo + (hi - lo) * torch.rand(n, generator=generator)
-    return orbit_poses(az, el, distance), az, el
+    el = lo + torch.rand(n, generator=generator) * (hi - lo)
+    return az, el

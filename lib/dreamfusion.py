@@ -42,7 +42,7 @@ from typing import Callable, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import orbit_poses, random_orbit_poses
+from lib.cameras import orbit_poses, random_orbit_angles
 from lib.data.srn import SRN_RADIUS, srn_intrinsics
 from lib.guidance import TimestepSchedule, sds_loss, validate_prompt, view_prompt
 from lib.models.nerf import NeRFConfig, NeRFField
@@ -235,9 +235,8 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
 
     def step(i: int) -> dict:
         progress = i / max(config.steps - 1, 1)
-        c2w, az, el = random_orbit_poses(config.views_per_step, config.radius, config.elevation_range,
-                                         generator)
-        c2w = c2w.to(device)
+        az, el = random_orbit_angles(config.views_per_step, config.elevation_range, generator)
+        c2w = orbit_poses(az, el, config.radius).to(device)
         if progress < config.shading_warmup:
             shading = "albedo"
         else:

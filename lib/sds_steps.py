@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lib.cameras import random_orbit_poses
+from lib.cameras import orbit_poses, random_orbit_angles
 from lib.guidance import TimestepSchedule, sds_loss, validate_prompt
 from lib.render.texture import render_vertex_colors
 
@@ -112,7 +112,8 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
     uncond = guide.embed([""])
 
     def step(i: int) -> dict:
-        c2w, az, el = random_orbit_poses(views_per_step, distance, elevation_range, generator)
+        az, el = random_orbit_angles(views_per_step, elevation_range, generator)
+        c2w = orbit_poses(az, el, distance)
         out = render_vertex_colors(verts, faces, c, c2w, K, image_size, background=1.0, shading="headlight")
         images = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
         prompts = [view_prompt(prompt, a, e) if view_dependent else prompt for a, e in zip(az.tolist(), el.tolist())]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.cameras import intrinsics_from_fov, orbit_poses
+from lib.cameras import intrinsics_from_fov, orbit_poses, random_orbit_angles
 from lib.render.common import RenderSettings
 
 CONVENTION = "c2w 4x4, OpenCV camera axes (x right, y down, z forward), world y up; see lib/cameras.py"
@@ -34,9 +34,7 @@ CONVENTION = "c2w 4x4, OpenCV camera axes (x right, y down, z forward), world y 
 def random_orbit_poses(n: int, distance: float, elevation_range=(5.0, 45.0), target=(0.0, 0.0, 0.0),
                        generator: torch.Generator = None) -> torch.Tensor:
     """(n, 4, 4) poses at uniformly random azimuths and elevations (degrees) around ``target``."""
-    az = torch.rand(n, generator=generator) * 360.0
-    lo, hi = elevation_range
-    el = lo + torch.rand(n, generator=generator) * (hi - lo)
+    az, el = random_orbit_angles(n, elevation_range, generator)
     return orbit_poses(az, el, distance, target)
 
 
