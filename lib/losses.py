@@ -288,3 +288,14 @@ def generator_adv_loss(d_fake: torch.Tensor) -> torch.Tensor:
 def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """``-log D(x) - log(1 - D(G(z))) = softplus(-real) + softplus(fake)``: (B,), (B,) logits -> ()."""
     return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+# ------------------------------------------------------------------------- PointNet T-Net
+def orthogonality_penalty(transform: torch.Tensor) -> torch.Tensor:
+    """PointNet's feature-transform regulariser ``||I - A A^T||_F^2``, mean over the batch: it is
+    0 exactly when every (d, d) matrix A is orthogonal (a rotation or reflection, which loses no
+    information). transform: (B, d, d) float -> () float."""
+    if transform.ndim != 3 or transform.shape[1] != transform.shape[2]:
+        raise ValueError(f"orthogonality_penalty: `transform` must be (B, d, d), got {tuple(transform.shape)}")
+    eye = torch.eye(transform.shape[1], device=transform.device, dtype=transform.dtype)
+    return (eye - transform @ transform.transpose(1, 2)).pow(2).sum((1, 2)).mean()

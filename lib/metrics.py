@@ -187,19 +187,24 @@ def per_class_accuracy(pred: torch.Tensor, target: torch.Tensor, n_classes: int)
     return (cm.diagonal() / cm.sum(1)).float()
 
 
-def part_miou(pred: torch.Tensor, target: torch.Tensor, n_parts: int) -> torch.Tensor:
+def part_miou(pred: torch.Tensor, target: torch.Tensor, n_parts: int, parts=None) -> torch.Tensor:
     """Mean part IoU of each shape, the ShapeNet-part convention: for every part p,
     IoU = |pred = p and target = p| / |pred = p or target = p|, and 1 when p is in neither (the
     shape does not have it and none was predicted); the shape's score is the mean over the parts.
 
     Args: pred, target: (B, N) integer part labels in [0, n_parts - 1].
+        parts: the part labels to average over (default all ``n_parts``); pass the parts the
+            dataset uses when some labels never occur (they would each count as IoU 1).
     Returns: (B,) float; its mean is the usual "instance mIoU".
     """
     _labels(pred, target, n_parts, "part_miou")
     if pred.ndim != 2:
         raise ValueError(f"part_miou: labels must be (B, N), got {tuple(pred.shape)}")
-    parts = torch.arange(n_parts, device=pred.device)[None, :, None]  # (1, P, 1)
-    p, t = pred[:, None] == parts, target[:, None] == parts  # (B, P, N)
+    chosen = list(range(n_parts)) if parts is None else [int(p) for p in parts]
+    if not chosen or any(not 0 <= p < n_parts for p in chosen):
+        raise ValueError(f"part_miou: `parts` must be labels in [0, {n_parts - 1}], got {parts}")
+    parts_t = torch.tensor(chosen, device=pred.device)[None, :, None]  # (1, P, 1)
+    p, t = pred[:, None] == parts_t, target[:, None] == parts_t  # (B, P, N)
     inter, union = (p & t).sum(-1).float(), (p | t).sum(-1).float()
     iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
     return iou.mean(-1)

@@ -11,7 +11,7 @@ Example:
     >>> pts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0, 2, 0]])
     >>> farthest_point_sample(pts, 3).tolist()
     [0, 3, 1]
-    >>> rotate_about_up(torch.tensor([[1.0, 0, 0]]), 90.0)[0, 2].item()  # +x turns to -z
+    >>> rotate_points(torch.tensor([[1.0, 0, 0]]), 90.0, axis="y")[0, 2].item()  # +x turns to -z
     -1.0
 """
 from __future__ import annotations
@@ -60,20 +60,27 @@ def farthest_point_sample(points: torch.Tensor, n: int, start: int = 0) -> torch
     return idx if points.ndim == 3 else idx[0]
 
 
-def up_rotation(angle_deg) -> torch.Tensor:
-    """(..., 3, 3) rotation about the y (up) axis by ``angle_deg`` (float or tensor), right-handed:
-    +90 degrees takes +x to -z."""
+def axis_rotation(angle_deg, axis: str = "y") -> torch.Tensor:
+    """(..., 3, 3) right-handed rotation by ``angle_deg`` (float or tensor) about ``axis`` in
+    {"x", "y", "z"}, the convention of ``lib.cameras.rotation`` (batched here): about the up axis
+    "y", +90 degrees takes +x to -z; about "x", +90 degrees takes +y (up) to +z (the object tips
+    forwards)."""
+    if axis not in ("x", "y", "z"):
+        raise ValueError(f"axis_rotation: `axis` must be 'x', 'y' or 'z', got {axis!r}")
     a = torch.as_tensor(angle_deg, dtype=torch.float32) * (math.pi / 180.0)
     c, s = torch.cos(a), torch.sin(a)
     zero, one = torch.zeros_like(a), torch.ones_like(a)
-    return torch.stack([torch.stack([c, zero, s], -1), torch.stack([zero, one, zero], -1),
-                        torch.stack([-s, zero, c], -1)], -2)
+    rows = {"x": ((one, zero, zero), (zero, c, -s), (zero, s, c)),
+            "y": ((c, zero, s), (zero, one, zero), (-s, zero, c)),
+            "z": ((c, -s, zero), (s, c, zero), (zero, zero, one))}[axis]
+    return torch.stack([torch.stack(r, -1) for r in rows], -2)
 
 
-def rotate_about_up(points: torch.Tensor, angle_deg) -> torch.Tensor:
-    """Rotate (B, N, 3) or (N, 3) points about the up axis; ``angle_deg`` a float or (B,) tensor."""
+def rotate_points(points: torch.Tensor, angle_deg, axis: str = "y") -> torch.Tensor:
+    """Rotate (B, N, 3) or (N, 3) points about ``axis`` through the origin; ``angle_deg`` a float
+    or a (B,) tensor (one angle per cloud)."""
     pts = _cloud(points)
-    R = up_rotation(angle_deg).to(pts)
+    R = axis_rotation(angle_deg, axis).to(pts)
     R = R.expand(pts.shape[0], 3, 3) if R.ndim == 2 else R
     out = pts @ R.transpose(-1, -2)
     return out if points.ndim == 3 else out[0]
@@ -83,7 +90,7 @@ def random_rotations(n: int, generator: Optional[torch.Generator] = None, up_onl
     """(n, 3, 3) random rotations: uniform over SO(3) (a normalised Gaussian quaternion), or, with
     ``up_only``, about the up axis by a uniform angle in [0, 360)."""
     if up_only:
-        return up_rotation(torch.rand(n, generator=generator) * 360.0)
+        return axis_rotation(torch.rand(n, generator=generator) * 360.0, "y")
     q = torch.randn(n, 4, generator=generator)
     return quat_to_rotmat(q / q.norm(dim=-1, keepdim=True))
 

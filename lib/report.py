@@ -89,3 +89,18 @@ def load_metrics(out_dir) -> dict:
     """The metrics a run recorded in ``out_dir`` ({} when it recorded none)."""
     p = Path(out_dir) / METRICS_FILE
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+def format_table(rows, columns=None, digits: int = 3) -> str:
+    """A plain-text table of ``rows`` (a list of dicts), one column per key (``columns`` picks and
+    orders them; default: the first row's keys), floats with ``digits`` decimals, right-aligned."""
+    rows = list(rows)
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0])
+    cells = [[f"{r.get(c, ''):.{digits}f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns]
+             for r in rows]
+    widths = [max(len(str(c)), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(str(c).rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)

@@ -177,6 +177,50 @@ def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptit
     return fig
 
 
+LABEL_COLORS = np.array([[0.90, 0.90, 0.90], [0.85, 0.20, 0.20], [0.20, 0.60, 0.85], [0.95, 0.70, 0.10],
+                         [0.45, 0.75, 0.30], [0.60, 0.35, 0.75], [0.35, 0.35, 0.35], [0.95, 0.50, 0.70]])
+
+
+def label_colors(labels) -> np.ndarray:
+    """(..., 3) float colours in [0, 1] for integer labels (part or class), from the fixed
+    :data:`LABEL_COLORS` palette (label 0 light grey, 1 red, 2 blue, 3 yellow, 4 green, 5 purple...)."""
+    lab = np.asarray(labels.cpu() if torch.is_tensor(labels) else labels).astype(np.int64)
+    if lab.size and (lab.min() < 0 or lab.max() >= len(LABEL_COLORS)):
+        raise ValueError(f"label_colors: labels must be in [0, {len(LABEL_COLORS) - 1}], got {lab.min()}..{lab.max()}")
+    return LABEL_COLORS[lab]
+
+
+def point_cloud_grid(clouds, colors=None, titles=None, ncols: int = None, size: float = 2.4,
+                     point_size: float = 1.0, elev: float = 20.0, azim: float = 35.0, suptitle: str = None):
+    """Static 3D scatter plots of several (P, 3) clouds side by side (matplotlib; y is drawn up);
+    returns the Figure. colors: optional per-cloud (P, 3) in [0, 1] (None entries: one plain colour);
+    titles: optional strings."""
+    import matplotlib.pyplot as plt
+
+    clouds = [np.asarray(c.detach().cpu() if torch.is_tensor(c) else c) for c in clouds]
+    n = len(clouds)
+    ncols = ncols or min(n, 6)
+    nrows = (n + ncols - 1) // ncols
+    fig = plt.figure(figsize=(size * ncols, size * nrows))
+    for i, p in enumerate(clouds):
+        ax = fig.add_subplot(nrows, ncols, i + 1, projection="3d")
+        c = None if colors is None or colors[i] is None else colors[i]
+        c = np.asarray(c.cpu() if torch.is_tensor(c) else c) if c is not None else "tab:blue"
+        ax.scatter(p[:, 0], p[:, 2], p[:, 1], c=c, s=point_size, depthshade=False)
+        r = float(np.abs(p).max()) or 1.0
+        ax.set_xlim(-r, r)
+        ax.set_ylim(-r, r)
+        ax.set_zlim(-r, r)
+        ax.view_init(elev=elev, azim=azim)
+        ax.set_axis_off()
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
 def plotly_points(points, colors=None, size: float = 2.0, title: str = None):
     """An interactive plotly 3D scatter of (P, 3) points with (P, 3) colours in [0, 1]."""
     import plotly.graph_objects as go

@@ -7,8 +7,8 @@ import torch
 
 from lib.losses import nearest_neighbors
 from lib.metrics import confusion_matrix, part_miou, per_class_accuracy
-from lib.point_ops import (augment_points, farthest_point_sample, random_rotations, rotate_about_up,
-                           up_rotation)
+from lib.cameras import rotation
+from lib.point_ops import augment_points, axis_rotation, farthest_point_sample, random_rotations, rotate_points
 
 
 def brute_force_fps(pts, n, start=0):
@@ -57,16 +57,26 @@ def test_knn_in_feature_space_matches_brute_force():
         nearest_neighbors(feats, feats[..., :3])
 
 
-def test_up_rotation_and_random_rotations_are_rotations():
-    torch.testing.assert_close(rotate_about_up(torch.tensor([[1.0, 0.0, 0.0]]), 90.0),
+def test_axis_rotation_and_random_rotations_are_rotations():
+    torch.testing.assert_close(rotate_points(torch.tensor([[1.0, 0.0, 0.0]]), 90.0),
                                torch.tensor([[0.0, 0.0, -1.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(rotate_points(torch.tensor([[0.0, 1.0, 0.0]]), 90.0, axis="x"),
+                               torch.tensor([[0.0, 0.0, 1.0]]), atol=1e-6, rtol=0)  # up tips forwards
+    for axis in "xyz":  # the batched matrices are lib.cameras.rotation's
+        R = axis_rotation(torch.tensor([30.0, -75.0]), axis)
+        torch.testing.assert_close(R, torch.stack([rotation(axis, 30.0), rotation(axis, -75.0)]), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="axis"):
+        axis_rotation(10.0, "w")
+    pts = torch.rand(3, 5, 3)
+    per_cloud = rotate_points(pts, torch.tensor([0.0, 90.0, 180.0]), axis="z")
+    torch.testing.assert_close(per_cloud[1], rotate_points(pts[1], 90.0, axis="z"))
     R = random_rotations(64, torch.Generator().manual_seed(0))
     torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3).expand(64, 3, 3), atol=1e-5, rtol=0)
     torch.testing.assert_close(torch.linalg.det(R), torch.ones(64), atol=1e-5, rtol=0)
     assert R[:, 1, 1].min() < 0.5  # not only about the up axis
     U = random_rotations(8, torch.Generator().manual_seed(0), up_only=True)
     torch.testing.assert_close(U[:, 1], torch.tensor([0.0, 1.0, 0.0]).expand(8, 3))  # y is kept
-    torch.testing.assert_close(up_rotation(torch.tensor([0.0, 360.0])), torch.eye(3).expand(2, 3, 3), atol=1e-6,
+    torch.testing.assert_close(axis_rotation(torch.tensor([0.0, 360.0])), torch.eye(3).expand(2, 3, 3), atol=1e-6,
                                rtol=0)
 
 
@@ -108,6 +118,13 @@ def test_part_miou_by_hand_and_brute_force():
     pred = torch.tensor([[0, 1, 1, 1]])
     # part 0: 1/2, part 1: 2/3, part 2: absent in both -> 1
     torch.testing.assert_close(part_miou(pred, target, 3), torch.tensor([(0.5 + 2 / 3 + 1) / 3]))
+    # only the parts a dataset uses: the absent part 2 no longer counts as a free 1
+    torch.testing.assert_close(part_miou(pred, target, 3, parts=[0, 1]), torch.tensor([(0.5 + 2 / 3) / 2]))
+    # a prediction of an unused label still costs the true part its IoU
+    torch.testing.assert_close(part_miou(torch.tensor([[0, 2, 1, 1]]), target, 3, parts=[0, 1]),
+                               torch.tensor([(0.5 + 1.0) / 2]))
+    with pytest.raises(ValueError, match="parts"):
+        part_miou(pred, target, 3, parts=[0, 3])
     g = torch.Generator().manual_seed(0)
     t, p = torch.randint(0, 4, (5, 40), generator=g), torch.randint(0, 4, (5, 40), generator=g)
     want = []

@@ -8,7 +8,7 @@ import torch
 from lib import cameras, viz
 from lib.data.capture import capture, load_capture, random_orbit_poses, save_capture
 from lib.primitives import box
-from lib.report import Recorder, load_metrics
+from lib.report import Recorder, format_table, load_metrics
 
 
 def test_recorder_writes_json_and_converts_scalars(tmp_path):
@@ -83,3 +83,28 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
     assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_format_table_aligns_columns_and_rounds_floats():
+    text = format_table([{"rotation": "0°", "accuracy": 1.0}, {"rotation": "random SO(3)", "accuracy": 0.51234}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["rotation", "accuracy"]
+    assert lines[2].split() == ["random", "SO(3)", "0.512"]
+    assert len({len(line) for line in lines}) == 1  # right-aligned to common widths
+    assert format_table([{"a": 1, "b": 2.0}], columns=["b"], digits=1).splitlines() == ["  b", "2.0"]
+    assert format_table([]) == "(no rows)"
+
+
+def test_label_colors_and_point_cloud_grid():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = viz.label_colors(torch.tensor([[0, 1], [2, 1]]))
+    assert c.shape == (2, 2, 3) and np.array_equal(c[0, 1], c[1, 1]) and not np.array_equal(c[0, 0], c[0, 1])
+    with pytest.raises(ValueError, match="labels must be in"):
+        viz.label_colors([0, 99])
+    pts = torch.rand(2, 50, 3) - 0.5
+    fig = viz.point_cloud_grid(list(pts), [viz.label_colors(torch.zeros(50, dtype=torch.long)), None], ["a", "b"])
+    assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    plt.close(fig)

@@ -253,3 +253,29 @@ def fetch_srn_cars(**fetch_kwargs) -> Path:
         if (candidate / "cars_train").is_dir():
             return candidate
     raise FileNotFoundError(f"no cars_train/ folder under {root}; is the archive complete?")
+
+
+# ------------------------------------------------------ point clouds (notebook 08, full mode)
+# The 16-825 course's point-cloud assignment data (assignment 5: cls/ and seg/ .npy files; reader:
+# lib.data.point_clouds), as the course publishes it on Hugging Face. Not pinned (sha256 None): the
+# host was unreachable from the machine this entry was written on and no published checksum was
+# found. Fetch once on Colab with allow_unverified=True, check that load_point_task reads both tasks,
+# then paste lib.data.download.sha256sum(path) and the size here.
+SOURCES["a5_point_clouds"] = Resource(
+    "a5_data.zip", sha256=None, extract=True,
+    urls=["hf://datasets/learning3dvision/assignment5/a5_data.zip@main"],
+    description="16-825 assignment 5 point clouds: cls (chair/vase/lamp) and seg (chairs, 6 parts), "
+                "10000 points per shape",
+    manual=("a5_data.zip (about 1.3 GB) is in the Hugging Face dataset "
+            "https://huggingface.co/datasets/learning3dvision/assignment5 (Files tab, or git clone it "
+            "with git-lfs). Put the zip in the cache folder and fetch extracts it, or unzip it yourself "
+            "and pass the folder holding cls/ and seg/ to lib.data.point_clouds.load_point_task."))
+
+
+def fetch_a5_point_clouds(**fetch_kwargs) -> Path:
+    """Fetch and extract a5_data.zip; return the folder holding ``cls/`` and ``seg/`` (the ``root`` of
+    :func:`lib.data.point_clouds.load_point_task`). Keyword arguments go to
+    :func:`lib.data.download.fetch_resource` (``allow_unverified=True`` until the sha256 is pinned)."""
+    from lib.data.point_clouds import find_point_data_root
+
+    return find_point_data_root(fetch("a5_point_clouds", **fetch_kwargs))

@@ -4,8 +4,9 @@ One module per family: ``embedding`` (the harmonic embedding NeRF and SDF networ
 ``nerf`` (radiance fields), ``sdf`` (a signed distance network), ``single_view`` and
 ``multi_view`` (image encoders and shape decoders of notebook 03), ``gaussians`` (a trainable
 3D Gaussian scene), ``splatter`` (the Splatter Image U-Net: one Gaussian per pixel) and
-``text_prior`` (the word tokenizer and tiny text encoder of notebook 07's diffusion prior) and
-``judge`` (notebook 07's class + view-word CNN). Their
+``text_prior`` (the word tokenizer and tiny text encoder of notebook 07's diffusion prior),
+``judge`` (notebook 07's class + view-word CNN), ``pointnet`` and ``dgcnn`` (notebook 08's point-cloud
+classifiers and part segmenters). Their
 losses are in ``lib.losses``; their training and evaluation helpers in ``lib.recon``,
-``lib.nerf_loop``, ``lib.gaussian_train`` and ``lib.splatter_train``; the SDF-to-density
+``lib.nerf_loop``, ``lib.gaussian_train``, ``lib.splatter_train``, ``lib.point_train`` and ``lib.point_eval``; the SDF-to-density
 transforms in ``lib.render.sdf_density``."""
