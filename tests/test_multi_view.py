@@ -64,7 +64,7 @@ def test_small_conv_encoder_shapes_and_per_view_independence():
 @pytest.mark.parametrize("batch,n_points", [(1, 64), (3, 128)])
 def test_point_net_shapes_ranges_and_permutation_invariance(batch, n_points):
     torch.manual_seed(0)
-    net = mv.ColoredPointNet(mv.PointNetConfig(n_views=6, image_size=S, n_points=n_points, feat_dim=32, hidden=64)).eval()
+    net = mv.ColoredPointNet(mv.ColoredPointNetConfig(n_views=6, image_size=S, n_points=n_points, feat_dim=32, hidden=64)).eval()
     x = _views(batch, 6)
     with torch.no_grad():
         pts, rgb = net(x)
@@ -77,7 +77,7 @@ def test_point_net_shapes_ranges_and_permutation_invariance(batch, n_points):
 
 def test_point_net_depends_on_the_views():
     torch.manual_seed(0)
-    net = mv.ColoredPointNet(mv.PointNetConfig(n_views=6, image_size=S, n_points=32, feat_dim=32, hidden=64)).eval()
+    net = mv.ColoredPointNet(mv.ColoredPointNetConfig(n_views=6, image_size=S, n_points=32, feat_dim=32, hidden=64)).eval()
     with torch.no_grad():
         a, b = net(_views(1, 6, seed=0))[0], net(_views(1, 6, seed=1))[0]
     assert (a - b).abs().max() > 1e-4  # not a constant output: invariance is not trivial
@@ -86,19 +86,19 @@ def test_point_net_depends_on_the_views():
 @pytest.mark.parametrize("bad,match", [((2, 5, 3, S, S), "exactly 6 views"), ((2, 6, 3, 64, 64), "32x32"),
                                        ((2, 6, 1, S, S), r"\(B, V, 3, H, W\)"), ((6, 3, S, S), r"\(B, V, 3, H, W\)")])
 def test_point_net_bad_input_raises(bad, match):
-    net = mv.ColoredPointNet(mv.PointNetConfig(n_views=6, image_size=S, n_points=16, feat_dim=8, hidden=16))
+    net = mv.ColoredPointNet(mv.ColoredPointNetConfig(n_views=6, image_size=S, n_points=16, feat_dim=8, hidden=16))
     with pytest.raises(ValueError, match=match):
         net(torch.zeros(bad))
 
 
 def test_image_size_must_be_divisible_by_16():
     with pytest.raises(ValueError, match="divisible by 16"):
-        mv.ColoredPointNet(mv.PointNetConfig(image_size=40))
+        mv.ColoredPointNet(mv.ColoredPointNetConfig(image_size=40))
 
 
 def test_point_net_training_reduces_the_loss():
     torch.manual_seed(0)
-    net = mv.ColoredPointNet(mv.PointNetConfig(n_views=2, image_size=16, n_points=64, feat_dim=16, hidden=64,
+    net = mv.ColoredPointNet(mv.ColoredPointNetConfig(n_views=2, image_size=16, n_points=64, feat_dim=16, hidden=64,
                                                color_dim=32))
     x = _views(2, 2, s=16)
     g = torch.Generator().manual_seed(0)

@@ -18,7 +18,7 @@ Shapes: images (B, V, 3, H, W) float in [0, 1]; poses c2w (B, V, 4, 4) in the co
 ``lib.cameras``; voxels (B, 32, 32, 32) float {0, 1} indexed [ix, iy, iz]; points world units.
 
 Example (CPU):
-    >>> net = ColoredPointNet(PointNetConfig(n_views=6, image_size=64, n_points=256))
+    >>> net = ColoredPointNet(ColoredPointNetConfig(n_views=6, image_size=64, n_points=256))
     >>> pts, rgb = net(torch.rand(2, 6, 3, 64, 64))
     >>> pts.shape, rgb.shape
     (torch.Size([2, 256, 3]), torch.Size([2, 256, 3]))
@@ -109,7 +109,7 @@ class SmallConvEncoder(nn.Module):
 
 # ============================================================================ coloured points
 @dataclass
-class PointNetConfig:
+class ColoredPointNetConfig:
     """Settings of :class:`ColoredPointNet`.
 
     Attributes:
@@ -135,7 +135,7 @@ class ColoredPointNet(nn.Module):
     ``forward(images (B, V, 3, S, S))`` -> ``points (B, N, 3)`` world units, ``colors (B, N, 3)`` in [0, 1].
     """
 
-    def __init__(self, cfg: PointNetConfig = PointNetConfig()):
+    def __init__(self, cfg: ColoredPointNetConfig = ColoredPointNetConfig()):
         super().__init__()
         self.cfg = cfg
         self.encoder = SmallConvEncoder(cfg.image_size, out_dim=cfg.feat_dim)
