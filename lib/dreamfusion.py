@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses, random_orbit_angles
 from lib.data.srn import SRN_RADIUS, srn_intrinsics
-from lib.guidance import TimestepSchedule, sds_loss, validate_prompt, view_prompt
+from lib.guidance import TimestepSchedule, sds_loss, validate_prompt, view_prompts
 from lib.models.nerf import NeRFConfig, NeRFField
 from lib.rays import get_rays, near_far_from_aabb
 from lib.render.volume import volume_render
@@ -213,6 +213,31 @@ def regularisers(out: dict, directions: torch.Tensor, normals: torch.Tensor) -> 
     return {"orientation": orientation, "entropy": entropy, "opacity": out["opacity"].mean()}
 
 
+def render_random_views(field: NeRFField, config: DreamFusionConfig, progress: float, generator: torch.Generator,
+                        ray_generator: Optional[torch.Generator] = None):
+    """One training render of ``config.views_per_step`` random orbit cameras (DreamFusion's, also
+    NeuralLift's novel views): albedo during the first ``shading_warmup`` of training, then
+    textureless with probability ``p_textureless`` or Lambertian, lit from near the camera.
+
+    Cameras, shading choice and light come from ``generator`` (CPU); the ray jitter from
+    ``ray_generator`` (default ``generator``; on a GPU pass one on the rays' device).
+    Returns: (render dict of :func:`render_field_views`, azimuths (V,), elevations (V,), normals
+    (R, S, 3) or None)."""
+    device = next(field.parameters()).device
+    az, el = random_orbit_angles(config.views_per_step, config.elevation_range, generator)
+    c2w = orbit_poses(az, el, config.radius).to(device)
+    if progress < config.shading_warmup:
+        shading = "albedo"
+    else:
+        shading = "textureless" if torch.rand((), generator=generator) < config.p_textureless else "lambertian"
+    # light: the camera direction jittered by up to ~45 degrees
+    light = F.normalize(F.normalize(c2w[:, :3, 3], dim=-1) + 0.5 * torch.randn(len(c2w), 3, generator=generator
+                                                                               ).to(device), dim=-1)
+    record = {}
+    out = render_field_views(field, c2w, config, shading, light, ray_generator or generator, True, record)
+    return out, az, el, record.get("normals")
+
+
 def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, optimizer=None,
                           generator: Optional[torch.Generator] = None):
     """``step(i) -> {"loss", "sds", "orientation", "entropy", "opacity", "t"}`` for ``lib.train.fit``.
@@ -235,25 +260,12 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
 
     def step(i: int) -> dict:
         progress = i / max(config.steps - 1, 1)
-        az, el = random_orbit_angles(config.views_per_step, config.elevation_range, generator)
-        c2w = orbit_poses(az, el, config.radius).to(device)
-        if progress < config.shading_warmup:
-            shading = "albedo"
-        else:
-            shading = "textureless" if torch.rand((), generator=generator) < config.p_textureless else "lambertian"
-        # light: the camera direction jittered by up to ~45 degrees
-        light = F.normalize(F.normalize(c2w[:, :3, 3], dim=-1) + 0.5 * torch.randn(len(c2w), 3, generator=generator
-                                                                                   ).to(device), dim=-1)
-        record = {}
-        out = render_field_views(field, c2w, config, shading, light, ray_generator, True, record)
-        if config.view_dependent:
-            prompts = [view_prompt(config.prompt, a, e) for a, e in zip(az.tolist(), el.tolist())]
-        else:
-            prompts = [config.prompt] * len(az)
+        out, az, el, normals = render_random_views(field, config, progress, generator, ray_generator)
+        prompts = view_prompts(config.prompt, az, el, config.view_dependent)
         t = schedule.sample(len(az), progress, generator)
         sds, info = sds_loss(guide.noise_pred_fn, guide.to_model(out["images"]), (guide.embed(prompts), uncond),
                              guide.alphas_cumprod, t, guidance_scale=config.guidance_scale, generator=generator)
-        reg = regularisers(out, out["directions"], record.get("normals"))
+        reg = regularisers(out, out["directions"], normals)
         loss = (sds + config.orientation_weight * reg["orientation"] + config.entropy_weight * reg["entropy"]
                 + config.opacity_weight * reg["opacity"])
         optimizer.zero_grad(set_to_none=True)

@@ -299,3 +299,46 @@ def orthogonality_penalty(transform: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"orthogonality_penalty: `transform` must be (B, d, d), got {tuple(transform.shape)}")
     eye = torch.eye(transform.shape[1], device=transform.device, dtype=transform.dtype)
     return (eye - transform @ transform.transpose(1, 2)).pow(2).sum((1, 2)).mean()
+
+
+# ---------------------------------------------------------------------- NeuralLift depth ranking
+def depth_ranking_loss(pred_depth: torch.Tensor, ref_inv_depth: torch.Tensor, n_pairs: int,
+                       generator: Optional[torch.Generator] = None, margin: float = 1e-4,
+                       min_gap: float = 0.01) -> torch.Tensor:
+    """NeuralLift-360's depth ranking loss: the rendered depth must order pixels as the monocular
+    estimate does, whatever the estimate's scale and shift.
+
+    ``n_pairs`` pairs (i, j) of the given pixels are drawn uniformly (with replacement, so memory is
+    O(n_pairs), not O(P^2)); pairs whose reference values differ by less than ``min_gap`` (no
+    reliable order) are dropped. For a pair where the estimate says i is nearer (larger inverse
+    depth), the loss is ``max(0, margin + z_i - z_j)`` on the rendered depths z: zero once i is
+    rendered in front of j by ``margin``. Mean over the kept pairs (0 when none is kept).
+
+    Args:
+        pred_depth: (P,) rendered depth (ray length, world units) of foreground pixels, differentiable.
+        ref_inv_depth: (P,) the estimate at the same pixels, larger = nearer (relative inverse depth).
+        n_pairs: pairs per call. generator: a CPU ``torch.Generator`` for the pairs.
+    Returns: () float.
+    """
+    if pred_depth.ndim != 1 or pred_depth.shape != ref_inv_depth.shape:
+        raise ValueError(f"depth_ranking_loss: `pred_depth` and `ref_inv_depth` must both be (P,), got "
+                         f"{tuple(pred_depth.shape)} and {tuple(ref_inv_depth.shape)}")
+    if pred_depth.shape[0] < 2 or n_pairs < 1:
+        raise ValueError(f"depth_ranking_loss: need at least 2 pixels and n_pairs >= 1, got "
+                         f"{pred_depth.shape[0]} pixels, n_pairs={n_pairs}")
+    i, j = torch.randint(0, pred_depth.shape[0], (2, int(n_pairs)), generator=generator).to(pred_depth.device)
+    gap = ref_inv_depth[i] - ref_inv_depth[j]  # > 0: the estimate says i is nearer
+    keep = gap.abs() >= min_gap
+    if not bool(keep.any()):
+        return pred_depth.sum() * 0.0
+    sign = gap[keep].sign()
+    return F.relu(margin + sign * (pred_depth[i[keep]] - pred_depth[j[keep]])).mean()
+
+
+def feature_cosine_loss(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``1 - cos(f, f_ref)``, mean over the batch: NeuralLift-360's CLIP loss between novel views'
+    image embeddings (B, D) and the reference image's (D,) or (1, D). () float, in [0, 2]."""
+    if features.ndim != 2 or reference.reshape(-1).shape[0] != features.shape[1]:
+        raise ValueError(f"feature_cosine_loss: need features (B, D) and a reference (D,), got "
+                         f"{tuple(features.shape)} and {tuple(reference.shape)}")
+    return (1 - F.cosine_similarity(features, reference.reshape(1, -1).expand_as(features), dim=-1)).mean()

@@ -67,6 +67,22 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     return mse_to_psnr(mse, data_range).float()
 
 
+@torch.no_grad()
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR of the MSE over the ``mask`` pixels only (the object, not the easy white background).
+
+    Args: pred, target: (..., H, W, C) float; mask: (..., H, W) bool with at least one pixel.
+    Returns: 0-d float tensor, dB.
+    """
+    if pred.shape != target.shape or mask.shape != pred.shape[:-1]:
+        raise ValueError(f"masked_psnr: need pred, target (..., H, W, C) and mask (..., H, W), got "
+                         f"{tuple(pred.shape)}, {tuple(target.shape)}, {tuple(mask.shape)}")
+    if not bool(mask.any()):
+        raise ValueError("masked_psnr: the mask is empty")
+    mse = (pred.double() - target.double()).pow(2)[mask.bool()].mean()
+    return mse_to_psnr(mse, data_range).float()
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
     """Structural similarity (Wang et al., 2004) of images, in the form of
     ``skimage.metrics.structural_similarity(target, pred, channel_axis=-1, data_range=...)``.

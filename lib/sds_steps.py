@@ -102,7 +102,7 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
     of a fixed mesh, from ``views_per_step`` random cameras (azimuth uniform, elevation uniform in
     ``elevation_range``, at ``distance``), headlight-shaded, on white; prompts get the view word
     (``lib.guidance.view_prompt``) when ``view_dependent``. Colours are clamped to [0, 1]."""
-    from lib.guidance import view_prompt
+    from lib.guidance import view_prompts
     c = colors.value
     if c.ndim != 2 or c.shape != (verts.shape[0], 3):
         raise ValueError(f"colors must be (V, 3) = ({verts.shape[0]}, 3), got {tuple(c.shape)}")
@@ -116,7 +116,7 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
         c2w = orbit_poses(az, el, distance)
         out = render_vertex_colors(verts, faces, c, c2w, K, image_size, background=1.0, shading="headlight")
         images = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
-        prompts = [view_prompt(prompt, a, e) if view_dependent else prompt for a, e in zip(az.tolist(), el.tolist())]
+        prompts = view_prompts(prompt, az, el, view_dependent)
         t = schedule.sample(views_per_step, i / max(steps - 1, 1), generator)
         loss, info = sds_loss(guide.noise_pred_fn, guide.to_model(images), (guide.embed(prompts), uncond),
                               guide.alphas_cumprod, t, guidance_scale=guidance_scale, generator=generator)

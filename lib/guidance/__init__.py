@@ -16,7 +16,7 @@
   lazily, only by the loader.
 """
 from lib.guidance.guide import GUIDES, Guide, load_guide
-from lib.guidance.prompts import (VIEW_WORDS, TextEmbeddingCache, validate_prompt, view_prompt,
+from lib.guidance.prompts import (VIEW_WORDS, TextEmbeddingCache, validate_prompt, view_prompt, view_prompts,
                                   view_word)
 from lib.guidance.sds import (ANNEALS, T_MAX, T_MIN, WEIGHTINGS, TimestepSchedule, sample_timesteps,
                               sds_loss)
@@ -24,7 +24,7 @@ from lib.guidance.stable_diffusion import (SD_MODEL_IDS, decode_latents, encode_
                                            load_stable_diffusion, sd_guide, sd_noise_pred_fn,
                                            sd_text_encode_fn)
 
-__all__ = ["GUIDES", "Guide", "load_guide", "sd_guide", "VIEW_WORDS", "TextEmbeddingCache", "validate_prompt", "view_prompt", "view_word",
+__all__ = ["GUIDES", "Guide", "load_guide", "sd_guide", "VIEW_WORDS", "TextEmbeddingCache", "validate_prompt", "view_prompt", "view_prompts", "view_word",
            "ANNEALS", "T_MAX", "T_MIN", "WEIGHTINGS", "TimestepSchedule", "sample_timesteps",
            "sds_loss", "SD_MODEL_IDS", "decode_latents", "encode_images", "load_stable_diffusion",
            "sd_noise_pred_fn", "sd_text_encode_fn"]

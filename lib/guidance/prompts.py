@@ -77,6 +77,14 @@ def view_prompt(prompt: str, azimuth_deg: float, elevation_deg: float) -> str:
     return f"{validate_prompt(prompt)}, {view_word(azimuth_deg, elevation_deg)} view"
 
 
+def view_prompts(prompt: str, azimuths, elevations, view_dependent: bool = True) -> list:
+    """One prompt per camera: :func:`view_prompt` of each (azimuth, elevation) (degrees; floats or
+    (V,) tensors) when ``view_dependent``, else ``prompt`` itself V times."""
+    az = azimuths.tolist() if hasattr(azimuths, "tolist") else list(azimuths)
+    el = elevations.tolist() if hasattr(elevations, "tolist") else list(elevations)
+    return [view_prompt(prompt, a, e) if view_dependent else prompt for a, e in zip(az, el)]
+
+
 class TextEmbeddingCache:
     """Encodes each prompt once through ``encode_fn`` and keeps its embedding.
 

@@ -72,6 +72,11 @@ class TimestepSchedule:
     - ``"exponential"``: ``hi = t_max (t_max_final / t_max) ** p`` (geometric decay: the same
       ratio per unit of progress; equals ``t_max_final`` from ``p = 1`` on).
 
+    With ``t_min_start`` set, the lower end moves too, by the same rule, from ``t_min_start`` down
+    to ``t_min`` (NeuralLift-360: ``t_min`` falls from 0.95 to 0.05 over the first third of
+    training while ``t_max`` stays at 0.95, i.e. ``t_max_final = t_max``): early steps use only
+    heavy noise (coarse shape), later ones every level (detail).
+
     Attributes:
         num_train_timesteps: N of the model's scheduler (1000 for Stable Diffusion).
         t_min, t_max: fractions of N, ``0 <= t_min <= t_max <= 1``.
@@ -79,6 +84,8 @@ class TimestepSchedule:
         t_max_final: the upper fraction reached at the end of annealing, in ``[t_min, t_max]``
             (unused for ``"constant"``).
         anneal_fraction: the fraction of training over which ``hi`` falls, in (0, 1].
+        t_min_start: None (the lower end stays at ``t_min``) or its value at the start, in
+            ``[t_min, t_max]``.
     """
     num_train_timesteps: int = 1000
     t_min: float = T_MIN
@@ -86,6 +93,7 @@ class TimestepSchedule:
     anneal: str = "constant"
     t_max_final: float = 0.5
     anneal_fraction: float = 1.0
+    t_min_start: Optional[float] = None
 
     def __post_init__(self):
         _check_range(self.t_min, self.t_max)
@@ -98,6 +106,11 @@ class TimestepSchedule:
             raise ValueError(f"exponential annealing needs t_max_final > 0, got {self.t_max_final}")
         if not (0.0 < self.anneal_fraction <= 1.0):
             raise ValueError(f"anneal_fraction must be in (0, 1], got {self.anneal_fraction}")
+        if self.t_min_start is not None and not (self.t_min <= self.t_min_start <= self.t_max):
+            raise ValueError(f"t_min_start must be in [t_min, t_max] = [{self.t_min}, {self.t_max}], "
+                             f"got {self.t_min_start}")
+        if self.t_min_start is not None and self.anneal == "exponential" and self.t_min <= 0:
+            raise ValueError(f"exponential annealing of the lower end needs t_min > 0, got {self.t_min}")
         if self.num_train_timesteps < 1:
             raise ValueError(f"num_train_timesteps must be >= 1, got {self.num_train_timesteps}")
 
@@ -106,13 +119,17 @@ class TimestepSchedule:
         if not (0.0 <= progress <= 1.0):
             raise ValueError(f"progress must be in [0, 1], got {progress}")
         p = min(progress / self.anneal_fraction, 1.0)
+        hi = self._move(self.t_max, self.t_max_final, p)
+        lo = self.t_min if self.t_min_start is None else self._move(self.t_min_start, self.t_min, p)
+        lo = min(max(lo, self.t_min), self.t_max)
+        return lo, max(min(hi, self.t_max), lo)
+
+    def _move(self, start: float, end: float, p: float) -> float:
         if self.anneal == "constant":
-            hi = self.t_max
-        elif self.anneal == "linear":
-            hi = self.t_max + (self.t_max_final - self.t_max) * p
-        else:
-            hi = self.t_max * math.exp(p * math.log(self.t_max_final / self.t_max))
-        return self.t_min, max(min(hi, self.t_max), self.t_min)
+            return start
+        if self.anneal == "linear":
+            return start + (end - start) * p
+        return start * math.exp(p * math.log(end / start))
 
     def sample(self, batch: int, progress: float = 0.0,
                generator: Optional[torch.Generator] = None, device="cpu") -> torch.Tensor:
