@@ -168,6 +168,18 @@ def shaded_field_fn(field: NeRFField, config: DreamFusionConfig, shading: str = 
     return fn
 
 
+def orbit_rays(c2w: torch.Tensor, config: DreamFusionConfig, image_size: Optional[int] = None):
+    """The rays of (V, 4, 4) cameras with SRN's intrinsics at ``image_size`` (default
+    ``config.image_size``), flattened: origins, unit directions (R, 3) and their near, far (R,)
+    bounds through the scene box ``[-bound, bound]^3``, R = V H W (row-major per view)."""
+    H = config.image_size if image_size is None else int(image_size)
+    origins, dirs = get_rays(c2w, srn_intrinsics(H).to(c2w), H)  # (V, H, W, 3)
+    o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
+    box = torch.tensor([-config.bound] * 3 + [config.bound] * 3, dtype=o.dtype, device=o.device)
+    near, far = near_far_from_aabb(o, d, box, 0.0, config.radius + 2 * config.bound)
+    return o, d, near, far
+
+
 def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionConfig, shading: str = "albedo",
                  light: Optional[torch.Tensor] = None, generator=None, perturb: bool = True,
                  record: Optional[dict] = None) -> dict:
@@ -179,14 +191,10 @@ def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionC
     unit (V, 3) direction per view (None: from the camera).
     """
     V, H = c2w.shape[0], config.image_size
-    K = srn_intrinsics(H).to(c2w)
-    origins, dirs = get_rays(c2w, K, H)  # (V, H, W, 3)
+    o, d, near, far = orbit_rays(c2w, config)
     if light is None:
         light = F.normalize(c2w[:, :3, 3], dim=-1)
     light_rays = light[:, None, None, :].expand(V, H, H, 3).reshape(-1, 3)
-    o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-    box = torch.tensor([-config.bound] * 3 + [config.bound] * 3, dtype=o.dtype, device=o.device)
-    near, far = near_far_from_aabb(o, d, box, 0.0, config.radius + 2 * config.bound)
     fn = shaded_field_fn(field, config, shading, light_rays, record)
     out = volume_render(fn, o, d, near, far, config.n_samples, generator, background=1.0, perturb=perturb)
     out["directions"] = d

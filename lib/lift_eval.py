@@ -27,12 +27,11 @@ import torch
 
 from lib.cameras import orbit_poses, unproject_depth
 from lib.data.srn import render_srn_views, srn_intrinsics
-from lib.dreamfusion import DreamFusionConfig, blob, render_turntable
+from lib.dreamfusion import DreamFusionConfig, blob, orbit_rays, render_turntable
 from lib.losses import chamfer_distance
 from lib.mesh import TriMesh
 from lib.metrics import masked_psnr
 from lib.primitives import mesh_from_sdf
-from lib.rays import get_rays
 
 SURFACE_ALPHA = 0.2  # the extracted surface: where one ray step of the renderer absorbs 20 % of the light
 
@@ -92,11 +91,10 @@ def field_view_points(field, config: DreamFusionConfig, azimuths: Sequence[float
     whose opacity exceeds the threshold, the point at the expected ray length (depth / opacity)."""
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
     out = render_turntable(field, config, az, elevation)
-    origins, dirs = get_rays(orbit_poses(az, float(elevation), config.radius), srn_intrinsics(config.image_size),
-                             config.image_size)
+    origins, dirs, _, _ = orbit_rays(orbit_poses(az, float(elevation), config.radius), config)
     opacity = out["opacity"].cpu()
-    keep = opacity > opacity_threshold
-    t = out["depth"].cpu()[keep] / opacity[keep]
+    keep = opacity.reshape(-1) > opacity_threshold
+    t = out["depth"].cpu().reshape(-1)[keep] / opacity.reshape(-1)[keep]
     return origins[keep] + t[:, None] * dirs[keep]
 
 

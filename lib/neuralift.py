@@ -46,12 +46,11 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses
 from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
-from lib.dreamfusion import (DreamFusionConfig, dreamfusion_field, regularisers, render_random_views,
+from lib.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
                              shaded_field_fn)
 from lib.guidance import TimestepSchedule, sds_loss, view_prompts
 from lib.losses import depth_ranking_loss, feature_cosine_loss
 from lib.mono_depth import depth_channel
-from lib.rays import get_rays, near_far_from_aabb
 from lib.render.volume import volume_render
 
 __all__ = ["LiftConfig", "lift_inputs", "load_lift_image", "procedural_lift_input", "reference_rays", "make_lift_step",
@@ -234,10 +233,7 @@ def reference_rays(inputs: dict, config: LiftConfig) -> dict:
     if H != W:
         raise ValueError(f"reference_rays: the image must be square, got {H} x {W} (crop or pad it)")
     c2w = orbit_poses(torch.tensor([config.ref_azimuth]), config.ref_elevation, config.radius)
-    origins, dirs = get_rays(c2w, srn_intrinsics(H), H)
-    o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-    box = torch.tensor([-config.bound] * 3 + [config.bound] * 3)
-    near, far = near_far_from_aabb(o, d, box, 0.0, config.radius + 2 * config.bound)
+    o, d, near, far = orbit_rays(c2w, config, H)
     depth = inputs.get("depth")
     return {"origins": o, "dirs": d, "rgb": inputs["image"].reshape(-1, 3).float(), "mask": inputs["mask"].reshape(-1),
             "depth": None if depth is None else depth.reshape(-1).float(), "near": near, "far": far}
