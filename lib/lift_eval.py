@@ -47,10 +47,12 @@ def ground_truth_views(mesh: TriMesh, azimuths: Sequence[float], elevation: floa
 
 
 def novel_view_psnr(field, config: DreamFusionConfig, gt: dict, azimuths: Sequence[float], elevation: float,
-                    opacity_threshold: float = 0.5) -> torch.Tensor:
+                    opacity_threshold: float = 0.5, render: Optional[dict] = None) -> torch.Tensor:
     """(V,) masked PSNR (dB) of the field's albedo renders against ``gt`` (:func:`ground_truth_views`
-    at the same cameras), over the union of the true mask and the render's opacity > threshold."""
-    out = render_turntable(field, config, azimuths, elevation)
+    at the same cameras), over the union of the true mask and the render's opacity > threshold.
+    ``render``: ``lib.dreamfusion.render_turntable(field, config, azimuths, elevation)`` already
+    computed (one render serves this, :func:`shape_chamfer` and a picture); None renders."""
+    out = render_turntable(field, config, azimuths, elevation) if render is None else render
     pred = out["images"].permute(0, 2, 3, 1).cpu()
     union = gt["masks"] | (out["opacity"].cpu() > opacity_threshold)
     return torch.stack([masked_psnr(p, t, m) for p, t, m in zip(pred, gt["images"], union)])
@@ -86,11 +88,12 @@ def field_mesh(field, config: DreamFusionConfig, level: Optional[float] = None, 
 
 
 def field_view_points(field, config: DreamFusionConfig, azimuths: Sequence[float], elevation: float,
-                      opacity_threshold: float = 0.5) -> torch.Tensor:
+                      opacity_threshold: float = 0.5, render: Optional[dict] = None) -> torch.Tensor:
     """(M, 3) world points of the surface the field shows from the given cameras: on every ray
-    whose opacity exceeds the threshold, the point at the expected ray length (depth / opacity)."""
+    whose opacity exceeds the threshold, the point at the expected ray length (depth / opacity).
+    ``render``: the turntable render at those cameras, as in :func:`novel_view_psnr`."""
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
-    out = render_turntable(field, config, az, elevation)
+    out = render_turntable(field, config, az, elevation) if render is None else render
     origins, dirs, _, _ = orbit_rays(orbit_poses(az, float(elevation), config.radius), config)
     opacity = out["opacity"].cpu()
     keep = opacity.reshape(-1) > opacity_threshold
@@ -108,11 +111,12 @@ def truth_view_points(gt: dict, azimuths: Sequence[float], elevation: float, con
 
 
 def shape_chamfer(field, config: DreamFusionConfig, gt: dict, azimuths: Sequence[float], elevation: float,
-                  opacity_threshold: float = 0.5) -> float:
+                  opacity_threshold: float = 0.5, render: Optional[dict] = None) -> float:
     """Chamfer distance (squared, both directions summed; ``lib.losses.chamfer_distance``) between
     the surfaces the field and the true mesh show from the same cameras (:func:`field_view_points`,
-    :func:`truth_view_points`), world units^2; inf when the field shows nothing."""
-    ours = field_view_points(field, config, azimuths, elevation, opacity_threshold)
+    :func:`truth_view_points`), world units^2; inf when the field shows nothing. ``render``: as in
+    :func:`novel_view_psnr`."""
+    ours = field_view_points(field, config, azimuths, elevation, opacity_threshold, render)
     if len(ours) == 0:
         return float("inf")
     return float(chamfer_distance(ours, truth_view_points(gt, azimuths, elevation, config), backend="torch"))

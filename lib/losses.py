@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from lib.mesh import _shape, mesh_edges
 
 KNN_BACKENDS = ("auto", "torch", "pytorch3d")
-_KNN_BUDGET = 1 << 24  # distances held at once by the pure-torch search (64 MiB in float32)
+_KNN_BUDGET = 1 << 21  # distances held at once by the pure-torch search (8 MiB in float32; larger
+# blocks are slower on CPU: each fresh block is new memory to page in)
 
 
 # ------------------------------------------------------------------- nearest neighbours, chamfer
@@ -63,9 +64,10 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
                       chunk: Optional[int] = None, k: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
     """For each point of ``x``, its nearest point in ``y`` (same batch entry), or its ``k`` nearest.
 
-    The pure-torch path finds the index with ``torch.cdist`` over chunks of ``x`` (at most
-    ``B * chunk * M`` distances at once), then recomputes the squared distance to that neighbour
-    exactly, so it is differentiable in both clouds like ``pytorch3d.ops.knn_points(x, y, K=1)``.
+    The pure-torch path finds the index over chunks of ``x`` (at most ``B * chunk * M`` distances
+    at once; for ``k = 1`` the minimum of ``|y|^2 - 2 x.y``, else ``torch.cdist`` and ``topk``),
+    then recomputes the squared distance to that neighbour exactly, so it is differentiable in
+    both clouds like ``pytorch3d.ops.knn_points(x, y, K=1)``.
 
     Args:
         x: (B, N, D) or (N, D) float points (D = 3) or features of any width D (a k-NN graph in
@@ -96,8 +98,13 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
     else:
         step = chunk or max(1, _KNN_BUDGET // (b * m))
         with torch.no_grad():
-            idx = torch.cat([torch.cdist(q, y3).topk(k, dim=-1, largest=False).indices
-                             for q in x3.split(step, dim=1)], 1)  # (B, N, k), nearest first
+            if k == 1:  # the y minimising |y|^2 - 2 x.y: |x - y|^2 less |x|^2, a constant along each row
+                y_t, y_sq = y3.transpose(1, 2), y3.pow(2).sum(-1)[:, None]  # (B, D, M), (B, 1, M)
+                idx = torch.cat([torch.baddbmm(y_sq, q, y_t, alpha=-2).min(-1, keepdim=True).indices
+                                 for q in x3.split(step, dim=1)], 1)  # (B, N, 1)
+            else:
+                idx = torch.cat([torch.cdist(q, y3).topk(k, dim=-1, largest=False).indices
+                                 for q in x3.split(step, dim=1)], 1)  # (B, N, k), nearest first
         d = y3.shape[-1]
         nearest = torch.gather(y3, 1, idx.reshape(b, n * k, 1).expand(-1, -1, d)).reshape(b, n, k, d)
         d2 = (x3[:, :, None] - nearest).pow(2).sum(-1)  # exact, differentiable in both clouds

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from lib.dreamfusion import render_turntable
 from lib.guidance import Guide, TimestepSchedule, view_prompt, view_prompts
 from lib.lift_eval import (field_mesh, field_view_points, ground_truth_views, measure_lift_runs, novel_view_psnr,
                            shape_chamfer)
@@ -210,6 +211,11 @@ def test_field_mesh_and_view_chamfer_on_a_known_sphere():
     psnr = novel_view_psnr(dreamfusion_field(tiny()), tiny(), ground_truth_views(ico_sphere(2, 0.3), [0.0, 90.0], 10.0,
                                                                                  tiny()), [0.0, 90.0], 10.0)
     assert psnr.shape == (2,) and torch.isfinite(psnr).all()
+    gt_far = ground_truth_views(ico_sphere(3, r / 2), az, 10.0, cfg)
+    shared = render_turntable(BlobOnly(), cfg, az, 10.0)  # one render serves both scores
+    assert shape_chamfer(BlobOnly(), cfg, gt_far, az, 10.0, render=shared) == pytest.approx(far, rel=1e-6)
+    torch.testing.assert_close(novel_view_psnr(BlobOnly(), cfg, gt_far, az, 10.0, render=shared),
+                               novel_view_psnr(BlobOnly(), cfg, gt_far, az, 10.0))
 
 
 def test_clip_encoder_is_differentiable_and_reports_missing_models(tmp_path, monkeypatch):
