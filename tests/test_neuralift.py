@@ -104,6 +104,12 @@ def test_procedural_input_and_reference_rays():
         reference_rays({**inp, "image": inp["image"][:, :20]}, cfg)
 
 
+@pytest.mark.parametrize("prompt", ["", "   ", None])
+def test_a_missing_prompt_is_named(prompt):
+    with pytest.raises(ValueError, match="prompt must be a non-empty string"):
+        LiftConfig(prompt=prompt)
+
+
 def tiny(**kw):
     return LiftConfig(image_size=10, n_samples=10, hidden=32, n_layers=2, lr=2e-2, **kw)
 
