@@ -115,7 +115,11 @@ class DreamFusionConfig:
         if self.radius <= self.bound:
             raise ValueError(f"DreamFusionConfig: `radius` {self.radius} must exceed `bound` {self.bound} "
                              "(cameras outside the scene box)")
-        TimestepSchedule(1000, self.t_min, self.t_max, self.anneal, self.t_max_final)  # validates
+        self.schedule(1000)  # validates the timestep settings
+
+    def schedule(self, num_train_timesteps: int) -> TimestepSchedule:
+        """The SDS timestep schedule of this run, for a prior with ``num_train_timesteps`` steps."""
+        return TimestepSchedule(num_train_timesteps, self.t_min, self.t_max, self.anneal, self.t_max_final)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +138,13 @@ def blob(points: torch.Tensor, density: float, radius: float) -> torch.Tensor:
     return density * torch.exp(-(points ** 2).sum(-1) / (2 * radius ** 2))
 
 
+def field_density(field: NeRFField, config: DreamFusionConfig, points: torch.Tensor):
+    """The density a DreamFusion field renders with: the field's own plus ``config``'s blob.
+    points (..., 3) -> sigma (...,), features (..., hidden) (for ``field.color``)."""
+    sigma, h = field.density(points)
+    return sigma + blob(points, config.blob_density, config.blob_radius), h
+
+
 def shaded_field_fn(field: NeRFField, config: DreamFusionConfig, shading: str = "albedo",
                     light: Optional[torch.Tensor] = None, record: Optional[dict] = None):
     """``field_fn(points (R, S, 3), dirs) -> (sigma (R, S), rgb (R, S, 3))`` for
@@ -149,8 +160,7 @@ def shaded_field_fn(field: NeRFField, config: DreamFusionConfig, shading: str = 
         train = torch.is_grad_enabled()  # the normals join the graph only when training
         with torch.enable_grad():
             p = points.detach().requires_grad_(want_normals)
-            sigma, h = field.density(p)
-            sigma = sigma + blob(p, config.blob_density, config.blob_radius)
+            sigma, h = field_density(field, config, p)
             normals = None
             if want_normals:
                 g = torch.autograd.grad(sigma.sum(), p, create_graph=train)[0]
@@ -258,8 +268,7 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
     """
     optimizer = optimizer or torch.optim.Adam(field.parameters(), lr=config.lr)
     generator = generator or torch.Generator().manual_seed(config.seed)
-    schedule = TimestepSchedule(int(guide.alphas_cumprod.shape[0]), config.t_min, config.t_max, config.anneal,
-                                config.t_max_final)
+    schedule = config.schedule(int(guide.alphas_cumprod.shape[0]))
     uncond = guide.embed([""])
     device = next(field.parameters()).device
     # cameras, lights, noise and timesteps come from `generator` (CPU); the stratified jitter is

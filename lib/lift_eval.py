@@ -27,7 +27,7 @@ import torch
 
 from lib.cameras import orbit_poses, unproject_depth
 from lib.data.srn import render_srn_views, srn_intrinsics
-from lib.dreamfusion import DreamFusionConfig, blob, orbit_rays, render_turntable
+from lib.dreamfusion import DreamFusionConfig, field_density, orbit_rays, render_turntable
 from lib.losses import chamfer_distance
 from lib.mesh import TriMesh
 from lib.metrics import masked_psnr
@@ -76,8 +76,7 @@ def field_mesh(field, config: DreamFusionConfig, level: Optional[float] = None, 
 
     def sdf(points):
         p = points.to(device)
-        sigma = field.density(p)[0] + blob(p, config.blob_density, config.blob_radius)
-        return (level - sigma).cpu()
+        return (level - field_density(field, config, p)[0]).cpu()
 
     grid = torch.linspace(-config.bound, config.bound, 24)
     probe = torch.stack(torch.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)

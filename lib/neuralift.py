@@ -85,7 +85,6 @@ class LiftConfig(DreamFusionConfig):
     clip_weight: float = 1.0
     t_min: float = 0.05
     t_max: float = 0.95
-    anneal: str = "linear"
     t_max_final: float = 0.95
     t_min_start: Optional[float] = 0.95
     anneal_fraction: float = 1 / 3
@@ -98,10 +97,9 @@ class LiftConfig(DreamFusionConfig):
                 raise ValueError(f"LiftConfig: `{name}` must be >= 0, got {getattr(self, name)}")
         if self.ref_rays is not None and self.ref_rays < 2:
             raise ValueError(f"LiftConfig: `ref_rays` must be None or >= 2, got {self.ref_rays}")
-        self.schedule(1000)  # validates the timestep settings
 
     def schedule(self, num_train_timesteps: int) -> TimestepSchedule:
-        """The SDS timestep schedule of this run."""
+        """The SDS timestep schedule of this run: DreamFusion's plus the falling lower end."""
         return TimestepSchedule(num_train_timesteps, self.t_min, self.t_max, self.anneal, self.t_max_final,
                                 self.anneal_fraction, self.t_min_start)
 
@@ -268,18 +266,21 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
     uncond = guide.embed([""]) if guide is not None and config.sds_weight > 0 else None
     zero = torch.zeros((), device=device)
 
-    def reference_terms(progress: float) -> dict:
-        sel = torch.arange(R) if config.ref_rays is None else torch.randperm(R, generator=generator)[:config.ref_rays]
-        sel = sel.to(device)
+    def reference_terms() -> dict:
+        if config.ref_rays is None:  # every reference ray
+            rays = ref
+        else:
+            sel = torch.randperm(R, generator=generator)[:config.ref_rays].to(device)
+            rays = {k: (None if v is None else v[sel]) for k, v in ref.items()}
         fn = shaded_field_fn(field, config, "albedo")
-        out = volume_render(fn, ref["origins"][sel], ref["dirs"][sel], ref["near"][sel], ref["far"][sel],
+        out = volume_render(fn, rays["origins"], rays["dirs"], rays["near"], rays["far"],
                             config.n_samples, ray_generator, background=1.0, perturb=True)
-        fg = ref["mask"][sel]
-        rgb = (out["rgb"][fg] - ref["rgb"][sel][fg]).abs().mean() if bool(fg.any()) else zero
+        fg = rays["mask"]
+        rgb = (out["rgb"][fg] - rays["rgb"][fg]).abs().mean() if bool(fg.any()) else zero
         mask = (out["opacity"] - fg.float()).pow(2).mean()
         rank = zero
         if config.rank_weight > 0 and int(fg.sum()) >= 2:
-            rank = depth_ranking_loss(out["depth"][fg], ref["depth"][sel][fg], config.rank_pairs, generator,
+            rank = depth_ranking_loss(out["depth"][fg], rays["depth"][fg], config.rank_pairs, generator,
                                       config.rank_margin)
         return {"rgb": rgb, "mask": mask, "rank": rank}
 
@@ -301,7 +302,7 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
 
     def step(i: int) -> dict:
         progress = i / max(config.steps - 1, 1)
-        terms = {**reference_terms(progress), **novel_terms(progress)}
+        terms = {**reference_terms(), **novel_terms(progress)}
         loss = (config.rgb_weight * terms["rgb"] + config.mask_weight * terms["mask"]
                 + config.rank_weight * terms["rank"] + config.sds_weight * terms["sds"]
                 + config.clip_weight * terms["clip"] + config.orientation_weight * terms["orientation"]
