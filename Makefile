@@ -4,6 +4,7 @@
 #   make run                 every notebook in smoke mode -> outputs/REPORT.md
 #   make run NB=01           only notebooks whose name starts with 01
 #   SMOKE=0 make run         full mode (real data, T4-sized settings; wants a GPU and network)
+#   make run NB=04 DATA=real SIZES=cpu   real data at CPU sizes (DATA: procedural|real, SIZES: tiny|cpu|t4)
 #   make test                unit tests + static notebook checks + smoke runs with metric bounds
 #   make strip               strip outputs and execution counts from notebooks/*.ipynb
 #   make clean               remove outputs/ ; make distclean also removes .venv
@@ -15,6 +16,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 NB ?=
 SMOKE ?= 1
+DATA ?=
+SIZES ?=
 OUT ?= outputs
 ARGS ?=
 
@@ -52,7 +55,7 @@ venv:
 	echo "==> $(VENV) ready in $$(( $$(date +%s) - start )) s"
 
 run: venv
-	"$(VPY)" -m tools.nbrun --smoke $(SMOKE) --out $(OUT) $(if $(NB),--nb $(NB))
+	"$(VPY)" -m tools.nbrun --smoke $(SMOKE) --out $(OUT) $(if $(NB),--nb $(NB)) $(if $(DATA),--data $(DATA)) $(if $(SIZES),--sizes $(SIZES))
 
 test: venv
 	"$(VPY)" -m pytest $(ARGS)

@@ -1,20 +1,41 @@
-"""The metrics recorder: a notebook's headline numbers, written where the tests read them.
+"""Run modes and the metrics recorder: which data and sizes a run uses, and its headline numbers.
 
-Smoke and full mode never share a file: each notebook writes everything it makes (checkpoints,
-data, media, metrics) under ``RUN_DIR = mode_dir(OUTPUT_DIR, SMOKE)``, i.e. ``OUTPUT_DIR/smoke``
-or ``OUTPUT_DIR/full``. It makes one ``Recorder(RUN_DIR)`` and calls ``record(name, value)`` for
-every number it wants checked. The values go to ``RUN_DIR/metrics.json`` (rewritten atomically
-after every call, so a crash half-way still leaves the numbers recorded so far), and
-``tests/expectations.json`` holds the bounds the regression tests assert on them.
+A notebook's parameters cell says what to run with three settings: ``SMOKE`` (the shorthand),
+``DATA`` and ``SIZES`` (each None, or a choice that overrides the shorthand).
+:func:`run_mode` resolves them into a :class:`RunMode`:
+
+- which data: ``"procedural"`` (made by ``lib.data`` from a seed, offline) or ``"real"`` (the
+  downloads of ``lib.data.sources`` and the pretrained models);
+- which sizes: ``"tiny"`` (a rehearsal: every cell runs in seconds, nothing is meant to learn),
+  ``"cpu"`` (minutes on a laptop: the sizes CI asserts), ``"t4"`` (a Colab T4).
+
+``SMOKE=True`` means procedural data at CPU sizes; ``SMOKE=False`` real data at T4 sizes. Real data
+at CPU sizes ("the real lego on my laptop") is ``DATA="real", SIZES="cpu"``.
+
+Runs of different modes never share a file: each notebook writes everything it makes
+(checkpoints, data, media, metrics) under ``RUN_DIR = mode_dir(OUTPUT_DIR, MODE)``:
+``OUTPUT_DIR/smoke`` (procedural, cpu), ``OUTPUT_DIR/full`` (real, t4), else
+``OUTPUT_DIR/<data>-<sizes>`` (``real-tiny``, ``real-cpu``, ...). It makes one
+``Recorder(RUN_DIR, MODE)`` (which records the mode as ``run_data`` and ``run_sizes``) and calls
+``record(name, value)`` for every number it wants checked. The values go to ``RUN_DIR/metrics.json``
+(rewritten atomically after every call, so a crash half-way still leaves the numbers recorded so
+far), and ``tests/expectations.json`` holds the bounds the regression tests assert on them.
 
 Example:
     >>> import tempfile
-    >>> run_dir = mode_dir(tempfile.mkdtemp(), smoke=True)
+    >>> mode = run_mode(True)
+    >>> mode.data, mode.sizes, mode.pick(tiny=2, cpu=150, t4=6000)
+    ('procedural', 'cpu', 150)
+    >>> run_mode(True, sizes="tiny").name, run_mode(False, data="real", sizes="cpu").name
+    ('procedural-tiny', 'real-cpu')
+    >>> run_dir = mode_dir(tempfile.mkdtemp(), mode)
     >>> run_dir.name, run_dir.is_dir()
     ('smoke', True)
-    >>> rec = Recorder(run_dir)
+    >>> rec = Recorder(run_dir, mode)
     >>> rec.record("psnr", 27.31)
     27.31
+    >>> sorted(rec.metrics)
+    ['psnr', 'run_data', 'run_sizes']
     >>> rec.path("turntable.gif") == run_dir / "turntable.gif"
     True
 """
@@ -23,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from dataclasses import dataclass
 from pathlib import Path
 
 from lib.fileio import atomic_write
@@ -30,17 +52,74 @@ from lib.fileio import atomic_write
 METRICS_FILE = "metrics.json"
 
 
-def mode_dir(output_dir, smoke: bool) -> Path:
-    """The folder of one mode's run: ``<output_dir>/smoke`` or ``<output_dir>/full`` (created).
+DATA_CHOICES = ("procedural", "real")
+SIZE_CHOICES = ("tiny", "cpu", "t4")
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """Which data a run uses and how big it is (see the module docstring).
+
+    Attributes:
+        data: ``"procedural"`` or ``"real"``. sizes: ``"tiny"``, ``"cpu"`` or ``"t4"``.
+    """
+
+    data: str
+    sizes: str
+
+    def __post_init__(self):
+        if self.data not in DATA_CHOICES:
+            raise ValueError(f"DATA must be one of {DATA_CHOICES} (or None: from SMOKE), got {self.data!r}")
+        if self.sizes not in SIZE_CHOICES:
+            raise ValueError(f"SIZES must be one of {SIZE_CHOICES} (or None: from SMOKE), got {self.sizes!r}")
+
+    @property
+    def real(self) -> bool:
+        """True when the run downloads real data and loads pretrained models."""
+        return self.data == "real"
+
+    @property
+    def name(self) -> str:
+        """``"smoke"`` (procedural, cpu), ``"full"`` (real, t4), else ``"<data>-<sizes>"``: the run
+        folder's name, and the word the runs' settings (checkpoint names) carry."""
+        return {("procedural", "cpu"): "smoke", ("real", "t4"): "full"}.get((self.data, self.sizes),
+                                                                         f"{self.data}-{self.sizes}")
+
+    def pick(self, *, tiny, cpu, t4):
+        """The value for this run's sizes: ``MODE.pick(tiny=4, cpu=600, t4=6000)``."""
+        return {"tiny": tiny, "cpu": cpu, "t4": t4}[self.sizes]
+
+
+def run_mode(smoke: bool, data: str | None = None, sizes: str | None = None) -> RunMode:
+    """Resolve a notebook's ``SMOKE``, ``DATA`` and ``SIZES`` parameters into a :class:`RunMode`.
 
     Args:
-        output_dir: the notebook's ``OUTPUT_DIR``. smoke: the notebook's ``SMOKE`` (a bool).
+        smoke: True: procedural data at CPU sizes; False: real data at T4 sizes.
+        data: None (from ``smoke``), ``"procedural"`` or ``"real"``.
+        sizes: None (from ``smoke``), ``"tiny"``, ``"cpu"`` or ``"t4"``.
+    Raises:
+        ValueError: naming the parameter and the choices, for anything else.
+    """
+    if not isinstance(smoke, bool):
+        raise ValueError(f"SMOKE must be True or False, got {smoke!r} ({type(smoke).__name__})")
+    return RunMode(data or ("procedural" if smoke else "real"), sizes or ("cpu" if smoke else "t4"))
+
+
+def mode_dir(output_dir, mode) -> Path:
+    """The folder of one mode's run (created): ``<output_dir>/<mode.name>``.
+
+    Args:
+        output_dir: the notebook's ``OUTPUT_DIR``.
+        mode: a :class:`RunMode`, or the notebook's ``SMOKE`` (a bool: ``smoke`` or ``full``).
     Returns:
         the folder as a ``Path``; checkpoints, data, media and ``metrics.json`` go inside it.
     """
-    if not isinstance(smoke, bool):
-        raise ValueError(f"smoke must be True or False, got {smoke!r} ({type(smoke).__name__})")
-    path = Path(output_dir) / ("smoke" if smoke else "full")
+    if not isinstance(mode, RunMode):
+        if not isinstance(mode, bool):
+            raise ValueError(f"mode must be a RunMode or SMOKE (True or False), got {mode!r} "
+                             f"({type(mode).__name__})")
+        mode = run_mode(mode)
+    path = Path(output_dir) / mode.name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -55,12 +134,17 @@ class Recorder:
 
     Args:
         out_dir: folder for the metrics file and the media the notebook writes (created).
+        mode: the run's :class:`RunMode`, recorded as ``run_data`` and ``run_sizes`` (so a run's
+            metrics say which data and sizes made them); None records nothing.
     """
 
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, mode: RunMode | None = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.metrics: dict = {}
+        if mode is not None:
+            self.record("run_data", mode.data)
+            self.record("run_sizes", mode.sizes)
 
     def record(self, name: str, value):
         """Store ``value`` (a real number, bool or short string) under ``name``; returns it."""

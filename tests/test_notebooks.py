@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from lib import colab
+from lib.report import DATA_CHOICES, SIZE_CHOICES
 from tools.nbrun import check_bounds, run_notebook, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,10 +183,34 @@ def test_parameters_cell(nb_path):
         assert isinstance(value, PLAIN_LITERALS), (
             f"line {stmt.lineno}: {ast.unparse(stmt)!r} is not a plain literal (number, string, bool, None)")
         names.update({t.id: value for t in stmt.targets})
-    missing = {"SMOKE", "OUTPUT_DIR"} - set(names)
+    missing = {"SMOKE", "DATA", "SIZES", "OUTPUT_DIR"} - set(names)
     assert not missing, f"parameters cell must define {sorted(missing)}"
     assert isinstance(names["SMOKE"], bool), f"SMOKE must be True or False, got {names['SMOKE']!r}"
+    assert names["DATA"] in (None,) + DATA_CHOICES, f"DATA must be None or one of {DATA_CHOICES}, got {names['DATA']!r}"
+    assert names["SIZES"] in (None,) + SIZE_CHOICES, f"SIZES must be None or one of {SIZE_CHOICES}, got {names['SIZES']!r}"
     assert isinstance(names["OUTPUT_DIR"], str), f"OUTPUT_DIR must be a string, got {names['OUTPUT_DIR']!r}"
+
+
+@by_name
+def test_data_and_sizes_come_from_the_mode(nb_path):
+    """``MODE = run_mode(SMOKE, DATA, SIZES)`` is made once; no later cell reads ``SMOKE``, ``DATA``
+    or ``SIZES``: which data a cell uses is ``MODE.real``, how big it is ``MODE.pick(...)``. That keeps
+    the two choices apart, so real data at tiny sizes (the rehearsal) runs every full-mode branch."""
+    made, reads = 0, []
+    for where, source, tree in parsed_cells(nb_path)[2:]:
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Assign) and [ast.unparse(t) for t in n.targets] == ["MODE"]:
+                assert ast.unparse(n.value) == "run_mode(SMOKE, DATA, SIZES)", (
+                    f"{where}, line {n.lineno}: MODE must be run_mode(SMOKE, DATA, SIZES), got {ast.unparse(n.value)!r}")
+                made += 1
+        names = {id(a) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and ast.unparse(n.value) == "run_mode(SMOKE, DATA, SIZES)" for a in ast.walk(n.value)}
+        reads += [f"{where}, line {n.lineno}: {line_of(source, n.lineno)[:80]!r}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Name) and n.id in ("SMOKE", "DATA", "SIZES") and id(n) not in names]
+    assert made == 1, f"{nb_path.name}: MODE = run_mode(SMOKE, DATA, SIZES) must appear exactly once, found {made}"
+    assert not reads, ("SMOKE / DATA / SIZES read after MODE is made (use MODE.real for the data, "
+                       "MODE.pick(tiny=..., cpu=..., t4=...) for sizes, MODE.name in run settings):\n  "
+                       + "\n  ".join(reads))
 
 
 @by_name
@@ -239,13 +264,13 @@ def test_fit_with_checkpoint_passes_config(nb_path):
             if passed(call, "checkpoint", 3) and not passed(call, "config", 8) and not splat:
                 bad.append(f"{where}, line {call.lineno}: {line_of(source, call.lineno)[:80]!r}")
     assert not bad, ("fit(...) with checkpoint= but no config= (pass the settings that shape the run, "
-                     "e.g. config=dict(steps=..., lr=..., seed=SEED, smoke=SMOKE)):\n  " + "\n  ".join(bad))
+                     "e.g. config=dict(steps=..., lr=..., seed=SEED, mode=MODE.name)):\n  " + "\n  ".join(bad))
 
 
 @by_name
 def test_outputs_go_to_the_mode_folder(nb_path):
-    """Smoke and full runs never share files: past the parameters cell, ``OUTPUT_DIR`` is used only
-    as ``RUN_DIR = mode_dir(OUTPUT_DIR, SMOKE)`` (lib.report), and everything goes under RUN_DIR."""
+    """Runs of different modes never share files: past the parameters cell, ``OUTPUT_DIR`` is used only
+    as ``RUN_DIR = mode_dir(OUTPUT_DIR, MODE)`` (lib.report), and everything goes under RUN_DIR."""
     uses, calls = [], 0
     for where, source, tree in parsed_cells(nb_path)[2:]:  # past the setup and parameters cells
         ok = set()
@@ -254,15 +279,15 @@ def test_outputs_go_to_the_mode_folder(nb_path):
             if isinstance(call, ast.Call) and getattr(f, "id", getattr(f, "attr", None)) == "mode_dir":
                 args = [ast.unparse(a) for a in call.args]
                 args += [f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords]
-                if args in (["OUTPUT_DIR", "SMOKE"], ["OUTPUT_DIR", "smoke=SMOKE"]):
+                if args in (["OUTPUT_DIR", "MODE"], ["OUTPUT_DIR", "mode=MODE"]):
                     ok.add(id(call.args[0]))
                     calls += 1
         uses += [f"{where}, line {n.lineno}: {line_of(source, n.lineno)[:80]!r}" for n in ast.walk(tree)
                  if isinstance(n, ast.Name) and n.id == "OUTPUT_DIR" and id(n) not in ok]
-    assert not uses, ("OUTPUT_DIR used directly (write under RUN_DIR = mode_dir(OUTPUT_DIR, SMOKE) "
-                      "instead, so smoke and full runs never share checkpoints, data or media):\n  "
+    assert not uses, ("OUTPUT_DIR used directly (write under RUN_DIR = mode_dir(OUTPUT_DIR, MODE) "
+                      "instead, so runs of different modes never share checkpoints, data or media):\n  "
                       + "\n  ".join(uses))
-    assert calls, f"{nb_path.name} never calls mode_dir(OUTPUT_DIR, SMOKE) (lib.report) to get its RUN_DIR"
+    assert calls, f"{nb_path.name} never calls mode_dir(OUTPUT_DIR, MODE) (lib.report) to get its RUN_DIR"
 
 
 @by_name
@@ -400,7 +425,7 @@ def test_runner_fails_a_notebook_that_records_outside_its_mode_folder(tmp_path, 
         "Recorder(OUTPUT_DIR).record('psnr', 20.0)\n"))
     result = run_notebook(nb, tmp_path / "out", smoke=True)
     assert result["status"] == "failed" and result["metrics"] == {}
-    assert "mode_dir(OUTPUT_DIR, SMOKE)" in result["error"] and "98_stray/metrics.json" in result["error"]
+    assert "mode_dir(OUTPUT_DIR, MODE)" in result["error"] and "98_stray/metrics.json" in result["error"]
 
 
 # ---------------------------------------------------------------- the static checks themselves
@@ -414,15 +439,17 @@ def _notebook_of(path, *cells):
 
 GOOD_CELLS = (
     "from lib.colab import setup\n",
-    'SMOKE = True\nOUTPUT_DIR = "outputs/x"\n',
-    "from lib.report import Recorder, mode_dir\nRUN_DIR = mode_dir(OUTPUT_DIR, SMOKE)\nreport = Recorder(RUN_DIR)\n",
+    'SMOKE = True\nDATA = None\nSIZES = None\nOUTPUT_DIR = "outputs/x"\n',
+    "from lib.report import Recorder, mode_dir, run_mode\nMODE = run_mode(SMOKE, DATA, SIZES)\n"
+    "RUN_DIR = mode_dir(OUTPUT_DIR, MODE)\nreport = Recorder(RUN_DIR, MODE)\n",
     "for i in range(3):\n    x = i  # one statement per line; a trailing semicolon is fine;\nplt.show();\n",
-    'hist = fit(step, 10, state, checkpoint=f"{RUN_DIR}/a.pt", config=dict(lr=0.1, smoke=SMOKE))\n',
+    'hist = fit(step, 10, state, checkpoint=f"{RUN_DIR}/a.pt", config=dict(lr=0.1, mode=MODE.name))\n',
 )
 
 
 @pytest.mark.parametrize("check", [test_code_cells_short, test_one_statement_per_line,
-                                   test_fit_with_checkpoint_passes_config, test_outputs_go_to_the_mode_folder],
+                                   test_fit_with_checkpoint_passes_config, test_outputs_go_to_the_mode_folder,
+                                   test_data_and_sizes_come_from_the_mode],
                          ids=lambda f: f.__name__)
 def test_static_checks_pass_a_good_notebook(tmp_path, check):
     check(_notebook_of(tmp_path / "97_good.ipynb", *GOOD_CELLS))
@@ -442,7 +469,8 @@ AT = r"96_bad.ipynb cell 6 \(code cell 5\)"  # the bad cell comes after the mark
      AT + r", line 1: \"h = train.fit"),
     (test_outputs_go_to_the_mode_folder, "torch.save(x, f'{OUTPUT_DIR}/c.pt')\n",
      AT + r", line 1: \"torch.save\(x, f'{OUTPUT_DIR}/c.pt'\)\""),
-], ids=["long-cell", "semicolon", "one-line-if", "fit-no-config", "fit-config-none", "output-dir"])
+    (test_data_and_sizes_come_from_the_mode, "N = 10 if SMOKE else 100\n", AT + r", line 1: 'N = 10 if SMOKE else 100'"),
+], ids=["long-cell", "semicolon", "one-line-if", "fit-no-config", "fit-config-none", "output-dir", "smoke-read"])
 def test_static_checks_name_notebook_cell_and_line(tmp_path, check, bad_cell, message):
     nb = _notebook_of(tmp_path / "96_bad.ipynb", *GOOD_CELLS, bad_cell)
     with pytest.raises(AssertionError, match=message):

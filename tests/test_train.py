@@ -111,7 +111,7 @@ def test_smoke_and_full_runs_never_share_a_folder(tmp_path):
     smoke, full = mode_dir(tmp_path, True), mode_dir(tmp_path, False)
     assert (smoke.name, full.name) == ("smoke", "full") and smoke.is_dir() and full.is_dir()
     assert mode_dir(tmp_path, True) == smoke  # same folder again
-    with pytest.raises(ValueError, match="smoke must be True or False"):
+    with pytest.raises(ValueError, match="mode must be a RunMode or SMOKE"):
         mode_dir(tmp_path, "False")
     for run_dir, is_smoke in ((smoke, True), (full, False)):
         _, step, state = make_run()

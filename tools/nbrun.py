@@ -1,13 +1,15 @@
 """Run the course notebooks headlessly with papermill and write a markdown report.
 
-Each notebook runs with ``SMOKE`` and ``OUTPUT_DIR = <out_root>/<stem>`` injected after its
-``parameters`` cell, working directory = repo root. Everything a run produces goes to its mode
-folder ``<out_root>/<stem>/smoke/`` or ``.../full/`` (``lib.report.mode_dir``): the executed
-notebook ``<stem>.ipynb``, ``metrics.json`` (``lib.report``), the media files, and the
-checkpoints and data the notebook writes there. A smoke run never touches the full-mode folder.
+Each notebook runs with ``SMOKE`` (and ``DATA`` / ``SIZES`` when given) and
+``OUTPUT_DIR = <out_root>/<stem>`` injected after its ``parameters`` cell, working directory = repo
+root. Everything a run produces goes to its mode folder ``<out_root>/<stem>/smoke/``, ``.../full/``
+or ``.../<data>-<sizes>/`` (``lib.report.mode_dir``): the executed notebook ``<stem>.ipynb``,
+``metrics.json`` (``lib.report``), the media files, and the checkpoints and data the notebook
+writes there. A run never touches another mode's folder.
 
     python -m tools.nbrun                  # all notebooks, smoke mode, into outputs/
     python -m tools.nbrun --nb 01 --smoke 0 --out outputs
+    python -m tools.nbrun --nb 04 --data real --sizes cpu   # the real lego at CPU sizes
 
 Exit status: 0 all passed, 1 some notebook failed, 2 no notebook matched.
 """
@@ -67,7 +69,8 @@ def _error_text(exc: BaseException, tail: int = 12) -> str:
 
 
 def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = None,
-                 timeout: int = 900) -> dict:
+                 timeout: int = 900, data: str | None = None, sizes: str | None = None,
+                 parameters: dict | None = None) -> dict:
     """Execute one notebook with papermill; never raises for a failing notebook.
 
     Args:
@@ -75,22 +78,27 @@ def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = N
         out_root: folder that gets ``<stem>/<mode>/`` (that mode folder is emptied first, so no
             stale metrics or checkpoints survive; the other mode's folder is left alone).
         smoke: value injected as ``SMOKE``.
+        data, sizes: injected as ``DATA`` and ``SIZES`` when given (None: the notebook's own, which
+            follow ``SMOKE``); see ``lib.report.run_mode``.
+        parameters: other parameters to inject (e.g. ``{"IMAGE_PATH": ...}``).
         kernel_name: Jupyter kernel; None picks ``default_kernel()``.
         timeout: seconds allowed for any single cell.
 
     Returns:
         dict with ``name`` (stem), ``status`` ("passed"/"failed"), ``wall_s``, ``metrics``
         (from ``lib.report.load_metrics``), ``run_dir`` (the mode folder relative to
-        ``out_root``, e.g. ``"01_cameras_and_rendering/smoke"``), ``media`` (file names in
+        ``out_root``, e.g. ``"01_cameras_and_rendering/smoke"`` or ``".../real-tiny"``), ``media`` (file names in
         ``run_dir``), ``error`` (None or text), ``notebook`` (executed copy) and ``kernel``.
     """
     import papermill as pm
 
-    from lib.report import METRICS_FILE, load_metrics, mode_dir
+    from lib.report import METRICS_FILE, load_metrics, mode_dir, run_mode
 
     path = Path(path).resolve()
     out_dir = (Path(out_root) / path.stem).resolve()
-    run_dir = mode_dir(out_dir, bool(smoke))
+    run_dir = mode_dir(out_dir, run_mode(bool(smoke), data, sizes))
+    injected = {"SMOKE": bool(smoke), "OUTPUT_DIR": str(out_dir), **(parameters or {})}
+    injected.update({k: v for k, v in (("DATA", data), ("SIZES", sizes)) if v is not None})
     shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     executed = run_dir / f"{path.stem}.ipynb"
@@ -106,7 +114,7 @@ def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = N
     try:
         pm.execute_notebook(
             str(path), str(executed),
-            parameters={"SMOKE": bool(smoke), "OUTPUT_DIR": str(out_dir)},
+            parameters=injected,
             kernel_name=kernel, language="python", cwd=str(REPO_ROOT), progress_bar=False,
             execution_timeout=timeout,
         )
@@ -122,7 +130,7 @@ def run_notebook(path, out_root, smoke: bool = True, kernel_name: str | None = N
     if stray.exists() and not (run_dir / METRICS_FILE).exists():
         error = (error + "\n" if error else "") + (
             f"the notebook wrote {stray}, not {run_dir / METRICS_FILE}: make the Recorder with "
-            "RUN_DIR = lib.report.mode_dir(OUTPUT_DIR, SMOKE), so smoke and full runs never share files")
+            "RUN_DIR = lib.report.mode_dir(OUTPUT_DIR, MODE), so runs of different modes never share files")
     # Media are the files the notebook saved at the top of its mode folder; sub-folders hold data
     # (captures, generated datasets), not pictures for the report.
     media = sorted(p.name for p in run_dir.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
@@ -210,7 +218,7 @@ def write_report(results: list[dict], out_root, smoke: bool, title: str = "Noteb
     lines = [
         f"# {title}", "",
         f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- mode: {'smoke (SMOKE=True)' if smoke else 'full (SMOKE=False)'}",
+        f"- mode: {', '.join(sorted({r['run_dir'].rsplit('/', 1)[-1] for r in results})) or ('smoke' if smoke else 'full')}",
         f"- machine: {machine_summary()}",
         f"- kernel: {', '.join(kernels)}",
         f"- result: {sum(r['status'] == 'passed' for r in results)}/{len(results)} passed", "",
@@ -239,6 +247,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.nbrun", description=__doc__.split("\n")[0])
     ap.add_argument("--nb", default="", help="run only notebooks whose name starts with this (e.g. 01)")
     ap.add_argument("--smoke", type=_parse_bool, default=True, help="1 = smoke mode (default), 0 = full")
+    ap.add_argument("--data", choices=("procedural", "real"), default=None,
+                    help="which data (default: from --smoke): procedural, or real downloads and pretrained models")
+    ap.add_argument("--sizes", choices=("tiny", "cpu", "t4"), default=None,
+                    help="which sizes (default: from --smoke): tiny (rehearsal), cpu, t4")
     ap.add_argument("--out", default="outputs", help="output folder (default: outputs)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
     args = ap.parse_args(argv)
@@ -250,7 +262,7 @@ def main(argv=None) -> int:
     results = []
     for nb in notebooks:
         print(f"==> {nb.name} ({'smoke' if args.smoke else 'full'} mode) ...", flush=True)
-        r = run_notebook(nb, args.out, smoke=args.smoke, timeout=args.timeout)
+        r = run_notebook(nb, args.out, smoke=args.smoke, timeout=args.timeout, data=args.data, sizes=args.sizes)
         print(f"    {r['status']} in {r['wall_s']:.1f} s", flush=True)
         if r["error"]:
             print("    " + r["error"].replace("\n", "\n    "), flush=True)

@@ -17,7 +17,11 @@ to its final name, so the cache never holds a corrupt file. When every mirror fa
 :class:`DownloadError` says what each host answered and how to fetch the file by hand.
 
 Environment: the cache folder is the ``cache_dir`` argument, else the environment variable
-``COURSE3D_CACHE``, else ``~/.cache/course3d``. This is the one place ``lib`` reads the environment.
+``COURSE3D_CACHE``, else ``~/.cache/course3d``; ``COURSE3D_REHEARSAL`` names the rehearsal file
+that ``lib.data.sources`` reads (CI's stand-ins for the real files, see there). This module is
+the one place ``lib.data`` reads the environment.
+
+Each fetch prints one line saying where the file came from (the mirror, or the cache).
 
 Example:
     >>> res = Resource("cow.obj", sha256="0" * 64, urls=["https://example.org/cow.obj"])
@@ -42,6 +46,7 @@ from pathlib import Path
 from lib.data.archive import archive_kind, extract_archive, strip_archive_suffix  # noqa: F401 (re-exported)
 
 CACHE_ENV = "COURSE3D_CACHE"
+REHEARSAL_ENV = "COURSE3D_REHEARSAL"
 DEFAULT_CACHE = "~/.cache/course3d"
 HF_ENDPOINT = "https://huggingface.co"  # read at call time: tests point it at a local server
 _CHUNK = 1 << 20
@@ -133,6 +138,13 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def rehearsal_file() -> Path | None:
+    """The rehearsal file named by ``$COURSE3D_REHEARSAL`` (None when unset or empty); read by
+    :func:`lib.data.sources.rehearsal`, which checks it."""
+    value = os.environ.get(REHEARSAL_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
 def resolve_url(mirror: str) -> str:
     """Return the https URL behind a mirror, as urllib (or a person's browser) would open it.
 
@@ -195,7 +207,9 @@ def fetch_resource(resource: Resource, cache_dir: str | os.PathLike | None = Non
     target = resolve_cache_dir(cache_dir) / resource.filename
     fresh = not _is_cached(target, resource)
     if fresh:
-        _download(resource, target, retries, backoff, timeout, progress)
+        source = resolve_url(_download(resource, target, retries, backoff, timeout, progress))
+    if progress:  # where the bytes came from, for the record of a full-mode run
+        print(f"{resource.filename}: {'downloaded from ' + source if fresh else 'from the cache'} ({target.parent})")
     if not resource.extract:
         return target
     dest = target.with_name(strip_archive_suffix(target.name))
@@ -230,7 +244,8 @@ def _is_cached(target: Path, resource: Resource) -> bool:
     return True
 
 
-def _download(resource, target: Path, retries, backoff, timeout, progress) -> None:
+def _download(resource, target: Path, retries, backoff, timeout, progress) -> str:
+    """Fetch ``resource`` into ``target``; return the mirror that served it."""
     part = target.with_name(target.name + ".part")
     failures = []
     for mirror in resource.urls:
@@ -238,7 +253,7 @@ def _download(resource, target: Path, retries, backoff, timeout, progress) -> No
         if reason is None:
             os.replace(part, target)
             _is_cached(target, resource)  # writes the stamp
-            return
+            return mirror
         failures.append((resolve_url(mirror), reason))
     raise DownloadError(resource, failures, target)
 

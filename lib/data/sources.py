@@ -12,6 +12,15 @@ serves other bytes is rejected. An entry whose ``sha256`` is None has not been v
 :func:`lib.data.download.fetch_resource` refuses it unless the caller passes
 ``allow_unverified=True``, and then prints a loud warning.
 
+Rehearsals: CI runs every notebook's full-mode cells against miniature stand-ins in the real
+formats (``tools/rehearsal``). The one point where this registry can be redirected is
+:func:`rehearsal`: when ``$COURSE3D_REHEARSAL`` names a rehearsal file, :func:`get` and
+:func:`truck_resources` take each entry's URL, size and sha256 from it. The file must say
+``"format": "course3d-rehearsal/1"`` and every URL in it must be on ``http://127.0.0.1``, so a
+notebook cannot be left pointed at stand-ins by accident; every fetch then prints that it is a
+rehearsal. Nothing in a notebook sets the variable: only the rehearsal tests and
+``python -m tools.rehearsal`` do.
+
 Example:
     >>> get("cow_obj").size, get("cow_obj").urls[0].startswith("https://raw.githubusercontent.com/")
     (330659, True)
@@ -19,9 +28,16 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
+import urllib.parse
 from pathlib import Path
 
-from lib.data.download import Resource, fetch_resource
+from lib.data.download import Resource, fetch_resource, rehearsal_file
+
+REHEARSAL_FORMAT = "course3d-rehearsal/1"
+_REHEARSAL_CACHE: dict = {}
 
 
 def _mirrored(bases: list[str], manual: str,
@@ -61,15 +77,66 @@ SOURCES: dict[str, Resource] = _mirrored(_COW_MIRRORS, _COW_MANUAL, {
 COW_MESH = ("cow_obj", "cow_mtl", "cow_texture")
 
 
-def get(name: str) -> Resource:
-    """Return the registered resource called ``name``.
+def rehearsal() -> dict | None:
+    """The stand-ins of a rehearsal, ``{name: {"url", "sha256", "size"}}``, or None outside one.
+
+    Read from the JSON file named by ``$COURSE3D_REHEARSAL`` (written by ``tools.rehearsal``:
+    ``{"format": "course3d-rehearsal/1", "resources": {name: {...}}}``; truck files are named
+    ``"truck/<path>"``). Prints a banner the first time a process reads it.
 
     Raises:
-        ValueError: ``name`` is not in :data:`SOURCES` (the message lists the known names).
+        ValueError: the file is missing or malformed, is not a rehearsal file, or names a URL
+            that is not on ``http://127.0.0.1`` (a rehearsal never leaves the machine).
+    """
+    path = rehearsal_file()
+    if path is None:
+        return None
+    if path in _REHEARSAL_CACHE:
+        return _REHEARSAL_CACHE[path]
+    where = f"COURSE3D_REHEARSAL={path}"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{where}: cannot read the rehearsal file ({err}); unset COURSE3D_REHEARSAL "
+                         "to download the real files") from None
+    if not isinstance(data, dict) or data.get("format") != REHEARSAL_FORMAT:
+        raise ValueError(f"{where}: not a rehearsal file (expected \"format\": \"{REHEARSAL_FORMAT}\"); "
+                         "unset COURSE3D_REHEARSAL to download the real files")
+    resources = data.get("resources")
+    if not isinstance(resources, dict) or not resources:
+        raise ValueError(f"{where}: expected a non-empty \"resources\" object")
+    for name, entry in resources.items():
+        url = entry.get("url", "") if isinstance(entry, dict) else ""
+        host = urllib.parse.urlsplit(url).hostname
+        if not url.startswith("http://") or host != "127.0.0.1":
+            raise ValueError(f"{where}: resource {name!r} has URL {url!r}; a rehearsal serves its stand-ins "
+                             "from http://127.0.0.1 only")
+    print(f"REHEARSAL: every download comes from the stand-ins listed in {path}, not from the real hosts",
+          file=sys.stderr)
+    _REHEARSAL_CACHE[path] = resources
+    return resources
+
+
+def _rehearsed(name: str, resource: Resource, stand_ins: dict) -> Resource:
+    if name not in stand_ins:
+        raise ValueError(f"the rehearsal file {rehearsal_file()} has no stand-in for {name!r}")
+    entry = stand_ins[name]
+    return dataclasses.replace(resource, urls=[entry["url"]], sha256=entry["sha256"], size=entry["size"],
+                               description=f"REHEARSAL stand-in for: {resource.description}")
+
+
+def get(name: str) -> Resource:
+    """Return the registered resource called ``name`` (during a rehearsal: its stand-in, see
+    :func:`rehearsal`).
+
+    Raises:
+        ValueError: ``name`` is not in :data:`SOURCES` (the message lists the known names), or a
+            rehearsal file has no stand-in for it.
     """
     if name not in SOURCES:
         raise ValueError(f"unknown resource {name!r}; known: {sorted(SOURCES)}")
-    return SOURCES[name]
+    stand_ins = rehearsal()
+    return SOURCES[name] if stand_ins is None else _rehearsed(name, SOURCES[name], stand_ins)
 
 
 def fetch(name: str, **fetch_kwargs) -> Path:
@@ -187,7 +254,16 @@ _TRUCK_MANUAL = (
 
 def truck_resources() -> list[tuple[str, Resource]]:
     """The 405 pinned files of the truck scene: ``[(path inside Q1/data/truck/, Resource), ...]``,
-    read from ``a4_truck_sha256.tsv`` (tab-separated path, bytes, sha256; ``#`` lines are comments)."""
+    read from ``a4_truck_sha256.tsv`` (tab-separated path, bytes, sha256; ``#`` lines are comments).
+    During a rehearsal: the stand-ins named ``"truck/<path>"`` in the rehearsal file instead."""
+    stand_ins = rehearsal()
+    if stand_ins is not None:
+        paths = sorted(name[len("truck/"):] for name in stand_ins if name.startswith("truck/"))
+        if not paths:
+            raise ValueError(f"the rehearsal file {rehearsal_file()} has no truck/... stand-ins")
+        return [(path, _rehearsed(f"truck/{path}", Resource(path.rsplit("/", 1)[-1], sha256=None, urls=[_TRUCK_BASE],
+                                                             description=f"truck scene: {path}"), stand_ins))
+                for path in paths]
     entries = []
     for number, line in enumerate(_TRUCK_TSV.read_text().splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
@@ -226,6 +302,8 @@ def fetch_truck_scene(workers: int = 8, **fetch_kwargs) -> Path:
     one(entries[0])
     with ThreadPoolExecutor(max(1, int(workers))) as pool:
         list(pool.map(one, entries[1:]))
+    print(f"truck scene: {len(entries)} files, each checked against its pin, from {entries[0][1].urls[0].rsplit('/', 2)[0]}/ "
+          f"or the cache, in {root}")
     return root
 
 
