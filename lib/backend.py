@@ -9,7 +9,10 @@ with its own CUDA kernels. Callers take a ``backend`` argument:
 
 Both nerfacc and gsplat compile their CUDA extension the first time it is used, unless a wheel
 with compiled kernels was installed. ``announce_cuda_build`` prints, once per package per
-process, what that costs and how to avoid it.
+process, what that costs and how to avoid it. With ``"auto"``, a build that fails or a kernel
+that errors on its first call does not stop the notebook: :func:`with_fallback` prints one line
+and runs the pure-torch path instead, and ``"auto"`` picks torch for that package from then on
+(in this process). Asked for by name, the package's error propagates.
 
 Example:
     >>> resolve_backend("auto", "cpu", "nerfacc")
@@ -21,10 +24,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Callable, TypeVar
 
 import torch
 
+T = TypeVar("T")
+
 _ANNOUNCED: set[str] = set()  # packages whose build notice this process has printed
+_FAILED: dict[str, str] = {}  # package -> why its kernels failed in this process ("auto" then picks torch)
 
 
 def _package_available(package: str) -> bool:
@@ -64,7 +71,7 @@ def resolve_backend(backend: str, device, package: str) -> str:
         return "torch"
     on_cuda = torch.device(device).type == "cuda"
     if backend == "auto":
-        return package if on_cuda and _package_available(package) else "torch"
+        return package if on_cuda and package not in _FAILED and _package_available(package) else "torch"
     if not on_cuda:
         raise ValueError(f"backend={package!r} needs a CUDA device, got device={str(device)!r}; "
                          f'pass backend="torch" (runs anywhere) or backend="auto"')
@@ -72,6 +79,39 @@ def resolve_backend(backend: str, device, package: str) -> str:
         raise ValueError(f"backend={package!r} needs the package {package!r}, which does not "
                          f'import here; pass backend="torch" (pure torch) or pip install {package}')
     return package
+
+
+def with_fallback(backend: str, package: str, fast: Callable[[], T], slow: Callable[[], T]) -> T:
+    """``fast()`` (the package's kernels); when ``backend`` is ``"auto"`` and it raises, print one
+    line, remember the failure, and return ``slow()`` (the pure-torch path) instead.
+
+    A failed JIT build (nvcc or ninja missing, a compiler error, a stale build) or a kernel that
+    errors on its first call then costs a notebook one line, not its run. Out-of-memory errors
+    propagate (the torch path would not fit either), as does anything when ``backend`` names the
+    package (the caller asked for it).
+
+    Example:
+        >>> def broken():
+        ...     raise RuntimeError("Error building extension 'examplepkg_cuda'")
+        >>> with_fallback("auto", "examplepkg", broken, lambda: "torch result")  # doctest: +ELLIPSIS
+        examplepkg failed (RuntimeError: Error building extension 'examplepkg_cuda'); using the pure-torch path...
+        'torch result'
+        >>> resolve_backend("auto", "cuda", "examplepkg")  # from now on, in this process
+        'torch'
+        >>> _FAILED.clear()
+    """
+    try:
+        return fast()
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- a build or kernel failure of any type
+        if backend != "auto":
+            raise
+        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:160] if str(err).strip() else ''}"
+        _FAILED[package] = reason
+        print(f"{package} failed ({reason}); using the pure-torch path for the rest of this session "
+              f'(backend="auto"; pass backend="{package}" to see the full error)')
+        return slow()
 
 
 def extensions_dir() -> str:

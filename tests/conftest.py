@@ -51,3 +51,25 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line(msg, red=True, bold=True)
         else:
             print(msg)
+
+
+@pytest.fixture(scope="session")
+def notebook_runs():
+    """Runs each notebook at most once per session in smoke mode, into
+    ``outputs/test-run/<stem>/smoke/`` (tests/test_notebooks.py asserts their metrics; the
+    rehearsals compare their keys and files with them); writes REPORT.md at the end."""
+    from pathlib import Path
+
+    from tools.nbrun import run_notebook, write_report
+
+    run_root = Path(__file__).resolve().parents[1] / "outputs" / "test-run"
+    cache = {}
+
+    def get(nb_path):
+        if nb_path not in cache:
+            cache[nb_path] = run_notebook(nb_path, run_root, smoke=True)
+        return cache[nb_path]
+
+    yield get
+    if cache:
+        write_report(list(cache.values()), run_root, smoke=True, title="Test run report (smoke)")

@@ -20,7 +20,6 @@ from tools.nbrun import check_bounds, run_notebook, write_report
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 EXPECTATIONS = REPO / "tests" / "expectations.json"
-RUN_ROOT = REPO / "outputs" / "test-run"
 NAME_RE = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 MAX_CELL_STATEMENTS = 15
 PLAIN_LITERALS = (int, float, str, bool, type(None))
@@ -314,21 +313,6 @@ def test_has_expectations(nb_path):
 
 
 # ---------------------------------------------------------------- regression: smoke runs
-
-@pytest.fixture(scope="session")
-def notebook_runs():
-    """Runs each notebook at most once per session (smoke mode); writes REPORT.md at the end."""
-    cache = {}
-
-    def get(nb_path):
-        if nb_path not in cache:
-            cache[nb_path] = run_notebook(nb_path, RUN_ROOT, smoke=True)
-        return cache[nb_path]
-
-    yield get
-    if cache:
-        write_report(list(cache.values()), RUN_ROOT, smoke=True, title="Test run report (smoke)")
-
 
 @pytest.mark.notebook
 @by_name_runs

@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lib.backend import announce_cuda_build, resolve_backend
+from lib.backend import announce_cuda_build, resolve_backend, with_fallback
 from lib.rays import _bound, _check_rays, intersect_aabb
 from lib.render.volume import volume_render
 
@@ -177,15 +177,28 @@ def render_with_grid(field_fn, origins: torch.Tensor, directions: torch.Tensor, 
         dict with rgb (R, 3), depth (R,), opacity (R,), n_evals (int); the pure-torch path also
         returns weights and t (R, K), the kept samples moved to the front of each row (weight 0 after).
     """
-    if resolve_backend(backend, origins.device, "nerfacc") == "torch":
-        t, mask = grid.sample(origins, directions, near, far, step_size, generator, perturb)
-        # Compact: move each ray's kept samples to the front and drop the columns nobody uses.
-        # Skipped samples have zero density, so leaving them out changes no transmittance.
-        k = max(int(mask.sum(1).max()), 1)
-        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :k]
-        t, mask = t.gather(1, order), mask.gather(1, order)
-        return volume_render(field_fn, origins, directions, near, far, 0, background=background,
-                             t=t, mask=mask, deltas=torch.full_like(t, step_size))
+    args = (field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb)
+    if resolve_backend(backend, origins.device, "nerfacc") == "nerfacc":
+        return with_fallback(backend, "nerfacc", lambda: _render_nerfacc(*args, estimator),
+                             lambda: _render_torch(*args))
+    return _render_torch(*args)
+
+
+def _render_torch(field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb) -> dict:
+    """The pure-torch path of :func:`render_with_grid`."""
+    t, mask = grid.sample(origins, directions, near, far, step_size, generator, perturb)
+    # Compact: move each ray's kept samples to the front and drop the columns nobody uses.
+    # Skipped samples have zero density, so leaving them out changes no transmittance.
+    k = max(int(mask.sum(1).max()), 1)
+    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :k]
+    t, mask = t.gather(1, order), mask.gather(1, order)
+    return volume_render(field_fn, origins, directions, near, far, 0, background=background,
+                         t=t, mask=mask, deltas=torch.full_like(t, step_size))
+
+
+def _render_nerfacc(field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb,
+                    estimator) -> dict:
+    """The nerfacc path of :func:`render_with_grid` (CUDA): its estimator's sampling and accumulation."""
     announce_cuda_build("nerfacc")  # before the first nerfacc call, which may compile its kernels
     import nerfacc
 

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from lib.backend import announce_cuda_build, resolve_backend
+from lib.backend import announce_cuda_build, resolve_backend, with_fallback
 from lib.cameras import check_pose
 from lib.render.gaussians.projection import project_gaussians
 from lib.render.gaussians.raster import rasterize_tiles
@@ -130,10 +130,16 @@ def render_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Ten
         (3.33 sigma, opacity-aware) and alpha cap (0.999) differ slightly from ours (3 sigma, 0.99).
     """
     check_gaussian_inputs(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree, background)
-    chosen = resolve_backend(backend, means.device, "gsplat")
-    if chosen == "gsplat":
-        return _render_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                              sh_degree, background, near, far, eps2d, tile_size)
+    args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, background, near, far,
+            eps2d, tile_size)
+    if resolve_backend(backend, means.device, "gsplat") == "gsplat":
+        return with_fallback(backend, "gsplat", lambda: _render_gsplat(*args), lambda: _render_torch(*args))
+    return _render_torch(*args)
+
+
+def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
+                  background, near, far, eps2d, tile_size) -> GaussianRender:
+    """The pure-torch backend: projection, SH colours, tile rasteriser."""
     proj = project_gaussians(means, quats, scales, viewmats, Ks, width, height, eps2d, near, far)
     if sh_degree is None:
         rgb = colors.unsqueeze(-3)  # (..., 1, N, 3): shared by the cameras

@@ -1,0 +1,134 @@
+"""Full mode rehearsed: every notebook with real data at tiny sizes, against miniature stand-ins.
+
+The stand-ins (tools/rehearsal: files in the real formats served from 127.0.0.1, tiny models in an
+offline Hugging Face cache, torchvision's ResNet-18 file) are written once per session; each
+notebook then runs with ``DATA="real", SIZES="tiny"`` through papermill, with a line tracer
+(tools/rehearsal/coverage.py). For each notebook the test asserts: the run passed and every
+code cell ran; it took the real-data branch (``run_data``) through the rehearsal's stand-ins; its
+``metrics.json`` holds every key the smoke run records and every number is finite; the media
+and files the smoke run writes (videos, pictures, ``.ply``, ``.obj``, the sweep table) exist; and
+every statement outside the procedural-only branches ran in one of its rehearsals (some
+notebooks run twice, with another value of a parameter that picks a code path).
+"""
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from test_notebooks import NOTEBOOKS, needs_pytorch3d
+from tools.nbrun import run_notebook
+from tools.rehearsal import PHOTO, rehearsal
+from tools.rehearsal.coverage import TRACE_TAG, traced_copy, uncovered
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_ROOT = REPO / "outputs" / "test-run" / "rehearsal"
+PROMISED = {".gif", ".mp4", ".png", ".html", ".ply", ".obj", ".json"}  # files a run leaves at its top
+
+# Parameters that pick another real-data code path: each set is one more run of that notebook.
+VARIANTS = {
+    "04_nerf": [{}, {"FULL_DATA": "nerf_synthetic"}],
+    "09_neuralift": [{}, {"IMAGE_PATH": "<photo>"}],
+}
+
+by_name_rehearsals = pytest.mark.parametrize(
+    "nb_path", [pytest.param(p, id=p.stem, marks=[pytest.mark.needs_pytorch3d] * needs_pytorch3d(p))
+                for p in NOTEBOOKS])
+
+
+@pytest.fixture(scope="session")
+def rehearsal_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rehearsal")
+    with rehearsal(root, seed=0) as env:
+        yield root, env
+
+
+def _run(nb_path, root, variant: int, params: dict) -> tuple[dict, Path]:
+    params = {k: str(root / PHOTO) if v == "<photo>" else v for k, v in params.items()}
+    out = RUN_ROOT / f"v{variant}"
+    folder = out / nb_path.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    trace = folder / "trace.json"
+    trace.unlink(missing_ok=True)
+    copy = traced_copy(nb_path, folder / nb_path.name, trace)
+    return run_notebook(copy, out, smoke=False, data="real", sizes="tiny", parameters=params), trace
+
+
+def _cells_not_run(executed: Path) -> list[int]:
+    nb = nbformat.read(executed, as_version=4)
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None
+            and TRACE_TAG not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.notebook
+@pytest.mark.rehearsal
+@by_name_rehearsals
+def test_rehearsal(nb_path, rehearsal_env, notebook_runs):
+    root, env = rehearsal_env
+    smoke = notebook_runs(nb_path)
+    assert smoke["status"] == "passed", f"{nb_path.name}: the smoke run failed, nothing to compare with"
+    smoke_dir = REPO / "outputs" / "test-run" / smoke["run_dir"]
+    promised = sorted(p.name for p in smoke_dir.iterdir() if p.is_file() and p.suffix in PROMISED
+                      and p.name != "trace.json")
+    traces = []
+    for variant, params in enumerate(VARIANTS.get(nb_path.stem, [{}])):
+        result, trace = _run(nb_path, root, variant, params)
+        where = f"{nb_path.name} (real data, tiny sizes{', ' + str(params) if params else ''})"
+        assert result["status"] == "passed", f"{where} failed:\n{result['error']}"
+        run_dir = RUN_ROOT / f"v{variant}" / result["run_dir"]
+        assert not _cells_not_run(Path(result["notebook"])), f"{where}: cells skipped: {_cells_not_run(Path(result['notebook']))}"
+        metrics = result["metrics"]
+        assert (metrics.get("run_data"), metrics.get("run_sizes")) == ("real", "tiny"), (
+            f"{where}: the run did not take the real-data branch at tiny sizes: {metrics.get('run_data')!r}")
+        missing = sorted(set(smoke["metrics"]) - set(metrics))
+        assert not missing, f"{where}: records less than the smoke run; missing {missing}"
+        bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+        assert not bad, f"{where}: non-finite metrics {bad}"
+        absent = [name for name in promised if not (run_dir / name).is_file()]
+        assert not absent, f"{where}: the smoke run writes {absent}, this run did not"
+        traces.append(trace)
+    not_run = uncovered(nb_path, traces)
+    assert not not_run, (f"{nb_path.name}: statements that no rehearsal ran (outside the procedural-only "
+                         "branches, which the smoke run covers):\n  " + "\n  ".join(not_run))
+
+
+def test_rehearsal_file_refuses_urls_off_this_machine(tmp_path, monkeypatch):
+    from lib.data import sources
+    from lib.data.download import REHEARSAL_ENV
+
+    path = tmp_path / "rehearsal.json"
+    monkeypatch.setenv(REHEARSAL_ENV, str(path))
+    monkeypatch.setattr(sources, "_REHEARSAL_CACHE", {})
+    cases = [({"format": sources.REHEARSAL_FORMAT,
+               "resources": {"cow_obj": {"url": "https://example.org/cow.obj", "sha256": "0" * 64, "size": 1}}},
+              "http://127.0.0.1 only"),
+             ({"resources": {}}, "not a rehearsal file"),
+             ({"format": sources.REHEARSAL_FORMAT, "resources": {}}, "non-empty")]
+    for content, message in cases:
+        path.write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=message):
+            sources.get("cow_obj")
+    path.unlink()
+    with pytest.raises(ValueError, match="cannot read the rehearsal file"):
+        sources.get("cow_obj")
+
+
+def test_rehearsal_redirects_every_fetch_and_says_so(tmp_path, monkeypatch, capsys):
+    from lib.data import sources
+    from lib.data.download import REHEARSAL_ENV
+
+    path = tmp_path / "rehearsal.json"
+    entry = {"url": "http://127.0.0.1:9/cow.obj", "sha256": "a" * 64, "size": 3}
+    path.write_text(json.dumps({"format": sources.REHEARSAL_FORMAT,
+                                "resources": {"cow_obj": entry, "truck/points/points_10000.npy": entry}}))
+    monkeypatch.setenv(REHEARSAL_ENV, str(path))
+    monkeypatch.setattr(sources, "_REHEARSAL_CACHE", {})
+    res = sources.get("cow_obj")
+    assert (res.urls, res.sha256, res.size, res.filename) == ([entry["url"]], entry["sha256"], 3, "cow.obj")
+    assert "REHEARSAL" in capsys.readouterr().err and "REHEARSAL" in res.description
+    assert [p for p, _ in sources.truck_resources()] == ["points/points_10000.npy"]
+    with pytest.raises(ValueError, match="no stand-in for 'cow_mtl'"):
+        sources.get("cow_mtl")
+    monkeypatch.delenv(REHEARSAL_ENV)
+    assert sources.get("cow_obj").urls[0].startswith("https://raw.githubusercontent.com/")
