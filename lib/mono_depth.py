@@ -142,7 +142,8 @@ def estimate_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", bat
     if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"`images` must be (B, H, W, 3) in [0, 1], got "
                          f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
-    processor, net = model if isinstance(model, tuple) else load_depth_estimator(model, device)
+    loaded = isinstance(model, tuple) and len(model) == 2 and not isinstance(model[0], str)  # not a tuple of ids
+    processor, net = model if loaded else load_depth_estimator(model, device)
     dev = next(net.parameters()).device
     h, w = images.shape[1:3]
     out = []
