@@ -2,7 +2,7 @@
 
 The stand-ins (tools/rehearsal: files in the real formats served from 127.0.0.1, tiny models in an
 offline Hugging Face cache, torchvision's ResNet-18 file) are written once per session; each
-notebook then runs with ``DATA="real", SIZES="tiny"`` through papermill, with a line tracer
+notebook then runs, in the rehearsal's environment (which only its kernels see), with ``DATA="real", SIZES="tiny"`` through papermill, with a line tracer
 (tools/rehearsal/coverage.py). For each notebook the test asserts: the run passed and every
 code cell ran; it took the real-data branch (``run_data``) through the rehearsal's stand-ins; its
 ``metrics.json`` holds every key the smoke run records and every number is finite; the media
@@ -19,7 +19,7 @@ import pytest
 
 from test_notebooks import NOTEBOOKS, needs_pytorch3d
 from tools.nbrun import run_notebook
-from tools.rehearsal import PHOTO, rehearsal
+from tools.rehearsal import PHOTO, rehearsal, write_standins
 from tools.rehearsal.coverage import TRACE_TAG, traced_copy, uncovered
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,9 @@ RUN_ROOT = REPO / "outputs" / "test-run" / "rehearsal"
 PROMISED = {".gif", ".mp4", ".png", ".html", ".ply", ".obj", ".json"}  # files a run leaves at its top
 
 # Parameters that pick another real-data code path: each set is one more run of that notebook.
+# "<photo>": the rehearsal's RGBA photo; "<r2n2>": the R2N2 stand-in as the first run extracted it.
 VARIANTS = {
+    "02_meshes_and_fitting": [{}, {"R2N2_ROOT": "<r2n2>"}],
     "04_nerf": [{}, {"FULL_DATA": "nerf_synthetic"}],
     "09_neuralift": [{}, {"IMAGE_PATH": "<photo>"}],
 }
@@ -38,14 +40,16 @@ by_name_rehearsals = pytest.mark.parametrize(
 
 
 @pytest.fixture(scope="session")
-def rehearsal_env(tmp_path_factory):
+def rehearsal_root(tmp_path_factory):
+    """The stand-ins, written once per session (each test serves them while it runs)."""
     root = tmp_path_factory.mktemp("rehearsal")
-    with rehearsal(root, seed=0) as env:
-        yield root, env
+    write_standins(root, seed=0)
+    return root
 
 
 def _run(nb_path, root, variant: int, params: dict) -> tuple[dict, Path]:
-    params = {k: str(root / PHOTO) if v == "<photo>" else v for k, v in params.items()}
+    places = {"<photo>": root / PHOTO, "<r2n2>": root / "cache" / "r2n2_shapenet_dataset"}
+    params = {k: str(places[v]) if v in places else v for k, v in params.items()}
     out = RUN_ROOT / f"v{variant}"
     folder = out / nb_path.stem
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,16 +68,16 @@ def _cells_not_run(executed: Path) -> list[int]:
 @pytest.mark.notebook
 @pytest.mark.rehearsal
 @by_name_rehearsals
-def test_rehearsal(nb_path, rehearsal_env, notebook_runs):
-    root, env = rehearsal_env
-    smoke = notebook_runs(nb_path)
+def test_rehearsal(nb_path, rehearsal_root, notebook_runs):
+    smoke = notebook_runs(nb_path)  # before the rehearsal's environment is set
     assert smoke["status"] == "passed", f"{nb_path.name}: the smoke run failed, nothing to compare with"
     smoke_dir = REPO / "outputs" / "test-run" / smoke["run_dir"]
     promised = sorted(p.name for p in smoke_dir.iterdir() if p.is_file() and p.suffix in PROMISED
                       and p.name != "trace.json")
     traces = []
     for variant, params in enumerate(VARIANTS.get(nb_path.stem, [{}])):
-        result, trace = _run(nb_path, root, variant, params)
+        with rehearsal(rehearsal_root, seed=0):
+            result, trace = _run(nb_path, rehearsal_root, variant, params)
         where = f"{nb_path.name} (real data, tiny sizes{', ' + str(params) if params else ''})"
         assert result["status"] == "passed", f"{where} failed:\n{result['error']}"
         run_dir = RUN_ROOT / f"v{variant}" / result["run_dir"]

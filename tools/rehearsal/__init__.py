@@ -80,8 +80,8 @@ def write_standins(root, seed: int = 0) -> dict:
 
 def rehearsal_env(root, base_url: str, manifest: dict) -> dict:
     """Write ``root/rehearsal.json`` (the stand-ins' URLs under ``base_url``, sizes, sha256) and
-    return the environment a rehearsal runs in: the rehearsal file, a fresh download cache, the
-    offline hub cache, torchvision's download folder."""
+    return the environment a rehearsal runs in: the rehearsal file, a download cache of its own, the
+    offline hub cache, torchvision's download folder, one thread."""
     from lib.data.download import CACHE_ENV, REHEARSAL_ENV
     from lib.data.sources import REHEARSAL_FORMAT
 
@@ -91,7 +91,8 @@ def rehearsal_env(root, base_url: str, manifest: dict) -> dict:
     (root / REHEARSAL_FILE).write_text(json.dumps({"format": REHEARSAL_FORMAT, "resources": resources}, indent=1))
     return {REHEARSAL_ENV: str(root / REHEARSAL_FILE), CACHE_ENV: str(root / "cache"),
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hf"),
-            "HF_HOME": str(root / "hf_home"), "TORCH_HOME": str(root / "torch")}
+            "HF_HOME": str(root / "hf_home"), "TORCH_HOME": str(root / "torch"),
+            "OMP_NUM_THREADS": "1"}  # tiny tensors: one thread is faster, and steadier on a busy machine
 
 
 @contextlib.contextmanager
