@@ -182,6 +182,10 @@ def test_parameters_cell(nb_path):
         assert isinstance(value, PLAIN_LITERALS), (
             f"line {stmt.lineno}: {ast.unparse(stmt)!r} is not a plain literal (number, string, bool, None)")
         names.update({t.id: value for t in stmt.targets})
+    comments = [f"line {i}: {ln.strip()[:80]!r}" for i, ln in enumerate(cells[1].source.splitlines(), 1)
+                if "#" in ln and "=" in ln.split("#", 1)[1]]
+    assert not comments, ("'=' inside a comment of the parameters cell: papermill's parser then misreads the "
+                          "line and drops the parameter from its list:\n  " + "\n  ".join(comments))
     missing = {"SMOKE", "DATA", "SIZES", "OUTPUT_DIR"} - set(names)
     assert not missing, f"parameters cell must define {sorted(missing)}"
     assert isinstance(names["SMOKE"], bool), f"SMOKE must be True or False, got {names['SMOKE']!r}"

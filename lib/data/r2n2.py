@@ -3,13 +3,15 @@
 One reader, :class:`R2N2Dataset`, for the ShapeNet subset of 3D-R2N2 (Choy et al., 2016) as the
 course subsets ship it (Hugging Face ``learning3dvision/r2n2_shapenet_dataset``, read in full
 mode) and for the procedural shapes that ``lib.data.r2n2_procedural.write_procedural_r2n2`` writes
-in exactly the same layout (smoke mode, tests)::
+in the same layout (smoke mode, tests; it names the voxel folder as R2N2 did, and adds
+``r2n2_info.json``)::
 
     <root>/
       r2n2/ShapeNetRendering/<synset>/<model_id>/rendering/00.png ... 23.png   RGBA (137 px real)
                                                  rendering/rendering_metadata.txt  one line per view
                                                  rendering/renderings.txt          the PNG names
-      r2n2/ShapeNetVox32/<synset>/<model_id>/model.binvox                      32^3 occupancy
+      r2n2/ShapeNetVoxels/<synset>/<model_id>/model.binvox    32^3 occupancy (the course's zip;
+                                                                R2N2's own name: ShapeNetVox32)
       shapenet/<synset>/<model_id>/model.obj                                   the mesh
       split*.json   {"train": {synset: {model_id: [view indices]}}, "val": {...}, "test": {...}}
 
@@ -68,7 +70,7 @@ VOXEL_RES = 32
 GRID_BOUNDS = (-0.5, 0.5)
 INFO_FILE = "r2n2_info.json"
 _LAYOUT = ("<root>/r2n2/ShapeNetRendering/<synset>/<model_id>/rendering/NN.png, "
-           "<root>/r2n2/ShapeNetVox32/<synset>/<model_id>/model.binvox, "
+           "<root>/r2n2/ShapeNetVoxels (or ShapeNetVox32)/<synset>/<model_id>/model.binvox, "
            "<root>/shapenet/<synset>/<model_id>/model.obj and <root>/split*.json")
 
 
