@@ -173,6 +173,15 @@ def _write_pt3d_lego(out: Path, views: dict, K: torch.Tensor) -> dict[str, Path]
 
 
 # -------------------------------------------------------------------------------------- R2N2
+def _without_vertex_colours(obj: Path) -> None:
+    """Rewrite a procedural chair's OBJ as geometry only: ShapeNet's carry no per-vertex colours."""
+    from lib.data.mesh_io import load_obj, save_obj
+    from lib.mesh import TriMesh
+
+    mesh = load_obj(obj)
+    save_obj(obj, TriMesh(verts=mesh.verts, faces=mesh.faces))
+
+
 def _write_r2n2(out: Path, tmp: Path, seed: int) -> Path:
     """r2n2_shapenet_dataset.zip in the course's layout (module docstring) from procedural chairs."""
     from lib.data.r2n2 import SYNSETS
@@ -195,6 +204,7 @@ def _write_r2n2(out: Path, tmp: Path, seed: int) -> Path:
             for old_dir, new_dir in moves:
                 (root / new_dir / syn).mkdir(parents=True, exist_ok=True)
                 shutil.move(src / old_dir / syn / model_id, root / new_dir / syn / new)
+            _without_vertex_colours(root / "shapenet" / syn / new / "model.obj")  # as ShapeNet's OBJ files
             # the course's zip ships ResNet-18 features of each view (read by its r2n2_custom.py, not by lib)
             np.save(root / "r2n2/ShapeNetRendering" / syn / new / "rendering" / "feats.npy",
                     np.zeros((c["views"], 512), np.float32))
