@@ -179,12 +179,12 @@ def render_with_grid(field_fn, origins: torch.Tensor, directions: torch.Tensor, 
     """
     args = (field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb)
     if resolve_backend(backend, origins.device, "nerfacc") == "nerfacc":
-        return with_fallback(backend, "nerfacc", lambda: _render_nerfacc(*args, estimator),
-                             lambda: _render_torch(*args))
-    return _render_torch(*args)
+        return with_fallback(backend, "nerfacc", lambda: _grid_render_nerfacc(*args, estimator),
+                             lambda: _grid_render_torch(*args))
+    return _grid_render_torch(*args)
 
 
-def _render_torch(field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb) -> dict:
+def _grid_render_torch(field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb) -> dict:
     """The pure-torch path of :func:`render_with_grid`."""
     t, mask = grid.sample(origins, directions, near, far, step_size, generator, perturb)
     # Compact: move each ray's kept samples to the front and drop the columns nobody uses.
@@ -196,7 +196,7 @@ def _render_torch(field_fn, origins, directions, grid, near, far, step_size, bac
                          t=t, mask=mask, deltas=torch.full_like(t, step_size))
 
 
-def _render_nerfacc(field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb,
+def _grid_render_nerfacc(field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb,
                     estimator) -> dict:
     """The nerfacc path of :func:`render_with_grid` (CUDA): its estimator's sampling and accumulation."""
     announce_cuda_build("nerfacc")  # before the first nerfacc call, which may compile its kernels

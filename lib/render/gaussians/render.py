@@ -133,11 +133,11 @@ def render_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Ten
     args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, background, near, far,
             eps2d, tile_size)
     if resolve_backend(backend, means.device, "gsplat") == "gsplat":
-        return with_fallback(backend, "gsplat", lambda: _render_gsplat(*args), lambda: _render_torch(*args))
-    return _render_torch(*args)
+        return with_fallback(backend, "gsplat", lambda: _render_gsplat(*args), lambda: _render_tiles_torch(*args))
+    return _render_tiles_torch(*args)
 
 
-def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
+def _render_tiles_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
                   background, near, far, eps2d, tile_size) -> GaussianRender:
     """The pure-torch backend: projection, SH colours, tile rasteriser."""
     proj = project_gaussians(means, quats, scales, viewmats, Ks, width, height, eps2d, near, far)
