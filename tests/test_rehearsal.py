@@ -138,3 +138,20 @@ def test_rehearsal_redirects_every_fetch_and_says_so(tmp_path, monkeypatch, caps
         sources.get("cow_mtl")
     monkeypatch.delenv(REHEARSAL_ENV)
     assert sources.get("cow_obj").urls[0].startswith("https://raw.githubusercontent.com/")
+
+
+def test_coverage_names_statements_no_rehearsal_ran(tmp_path):
+    cells = ["import lib.colab  # the setup cell: not traced",
+             "SMOKE = False",
+             "if not MODE.real:\n    a = 1  # procedural only: the smoke run's\nelse:\n    b = 2\nc = 3",
+             "if MODE.real:\n    d = 4\nelse:\n    e = 5  # procedural only\nif d > 9:\n    f = 6  # (data-dependent) a guard\n"
+             "if d < 0:\n    raise ValueError('bad')\ng = 7"]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    trace = tmp_path / "trace.json"
+    trace.write_text(json.dumps({cells[1]: [1], cells[2]: [1, 4], cells[3]: [1, 2, 5, 7, 9]}))
+    assert uncovered(tmp_path / "x.ipynb", [trace]) == ["cell 2, line 5: c = 3"]
+    more = tmp_path / "more.json"
+    more.write_text(json.dumps({cells[2] + "\n": [5]}))  # a second run, as papermill may end a cell with a newline
+    assert uncovered(tmp_path / "x.ipynb", [trace, more]) == []

@@ -7,9 +7,11 @@ one last, which writes ``{cell source: [line numbers]}`` to a JSON file. :func:`
 compares the union of several runs' traces with the notebook's statements.
 
 A statement counts as covered when its first line ran. Not expected to run: the setup cell
-(its branches are for Colab), ``raise`` statements (errors for bad parameters), docstrings, and
-the branches taken only with procedural data (the body of ``if not MODE.real:``, the ``else`` of
-``if MODE.real:``), which the smoke runs execute.
+(its branches are for Colab), ``raise`` statements (errors for bad parameters), docstrings, the
+branches taken only with procedural data (the body of ``if not MODE.real:``, the ``else`` of
+``if MODE.real:``), which the smoke runs execute, and a statement whose first line says
+``(data-dependent)`` in a comment (a guard for what some data or a training run may produce,
+e.g. an empty prediction): keep those few and say what they guard.
 """
 from __future__ import annotations
 
@@ -73,13 +75,18 @@ def _procedural_only(node) -> list:
     return []
 
 
-def _expected(tree) -> list:
-    """The statements of a cell that a real-data run should execute."""
+DATA_DEPENDENT = "(data-dependent)"
+
+
+def _expected(tree, lines: list[str]) -> list:
+    """The statements of a cell that a real-data run should execute (``lines``: the cell's text)."""
     skipped = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If):
             for stmt in _procedural_only(node):
                 skipped.update(id(n) for n in ast.walk(stmt))
+        if isinstance(node, ast.stmt) and DATA_DEPENDENT in lines[node.lineno - 1].partition("#")[2]:
+            skipped.update(id(n) for n in ast.walk(node))
     return [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and id(n) not in skipped
             and not isinstance(n, (ast.Raise, ast.Try))
             and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
@@ -97,7 +104,7 @@ def uncovered(nb_path, trace_paths) -> list[str]:
     for i, cell in code[1:]:
         lines = ran.get(cell.source.rstrip(), set())
         text = cell.source.splitlines()
-        for stmt in _expected(ast.parse(cell.source)):
+        for stmt in _expected(ast.parse(cell.source), text):
             if stmt.lineno not in lines:
                 missing.append(f"cell {i}, line {stmt.lineno}: {text[stmt.lineno - 1].strip()[:90]}")
     return sorted(set(missing), key=lambda m: (int(m.split()[1].rstrip(",")), int(m.split()[3].rstrip(":"))))
