@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from lib.data.download import sha256sum
+
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip member can carry
 
 
@@ -31,19 +33,10 @@ def hex_id(seed: int, *tags) -> str:
     return hashlib.md5("/".join(str(t) for t in (seed,) + tags).encode()).hexdigest()
 
 
-def sha256_of(path) -> str:
-    """Lowercase hex sha256 of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_record(out: Path, path: Path) -> dict:
     """``{"path": <path relative to out, posix>, "sha256": ..., "size": <bytes>}`` of ``path``."""
     path = Path(path)
-    return {"path": path.relative_to(out).as_posix(), "sha256": sha256_of(path), "size": path.stat().st_size}
+    return {"path": path.relative_to(out).as_posix(), "sha256": sha256sum(path), "size": path.stat().st_size}
 
 
 @contextlib.contextmanager

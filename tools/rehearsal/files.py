@@ -151,6 +151,7 @@ def _write_pt3d_lego(out: Path, views: dict, K: torch.Tensor) -> dict[str, Path]
 
     from lib.cameras import rotation
     from lib.data.truck import to_pytorch3d_ndc
+    from lib.viz import to_uint8
 
     rgba = torch.cat([v[0] for v in views.values()])
     c2w = torch.cat([v[1] for v in views.values()])
@@ -167,8 +168,7 @@ def _write_pt3d_lego(out: Path, views: dict, K: torch.Tensor) -> dict[str, Path]
     torch.save({"cameras": {k: v.clone().contiguous() for k, v in cams.items()}, "split": split},
                folder / "lego.pth")
     rgb = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
-    pixels = (rgb.clamp(0, 1).reshape(n * s, s, 3).numpy() * 255 + 0.5).astype(np.uint8)
-    Image.fromarray(pixels, "RGB").save(folder / "lego.png")
+    Image.fromarray(to_uint8(rgb.reshape(n * s, s, 3)), "RGB").save(folder / "lego.png")
     return {"pt3d_lego_cameras": folder / "lego.pth", "pt3d_lego_images": folder / "lego.png"}
 
 

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import torch
 
-from tools.rehearsal.archives import sha256_of, single_thread
+from lib.data.download import sha256sum
+from tools.rehearsal.archives import single_thread
 
 SPECIAL = {"bos": "<|startoftext|>", "eos": "<|endoftext|>"}
 WORDS = ("a an the of photo picture render object chair car vase lamp table airplane cow truck lego "
@@ -120,7 +121,7 @@ def install_snapshot(hub_cache: Path, repo_id: str, folder: Path) -> Path:
     """Copy ``folder`` into ``hub_cache`` as the ``main`` revision of model repo ``repo_id``: the
     commit id is the sha1 of the files' names and sha256 digests. Returns the snapshot folder."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    listing = "".join(f"{p.relative_to(folder).as_posix()} {sha256_of(p)}\n" for p in files)
+    listing = "".join(f"{p.relative_to(folder).as_posix()} {sha256sum(p)}\n" for p in files)
     commit = hashlib.sha1(listing.encode()).hexdigest()
     repo = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
     if repo.exists():
