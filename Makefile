@@ -4,7 +4,7 @@
 #   make run                 every notebook in smoke mode -> outputs/REPORT.md
 #   make run NB=01           only notebooks whose name starts with 01
 #   SMOKE=0 make run         full mode (real data, T4-sized settings; wants a GPU and network)
-#   make run NB=04 DATA=real SIZES=cpu   real data at CPU sizes (DATA: procedural|real, SIZES: tiny|cpu|t4)
+#   make run NB=04 DATA=real SIZES=cpu   real data at CPU sizes (DATA: procedural|real, SIZES: tiny|cpu|t4|long)
 #   make test                unit tests + static notebook checks + smoke runs with metric bounds
 #   make strip               strip outputs and execution counts from notebooks/*.ipynb
 #   make clean               remove outputs/ ; make distclean also removes .venv

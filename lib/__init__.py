@@ -39,6 +39,8 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop
 - ``lib.viz``       turntables, GIF/MP4 writers, image grids, plotly figures
 - ``lib.report``    the metrics recorder the regression tests read, the smoke/full output folders
+- ``lib.budget``    the estimated T4 minutes of a notebook's full-mode run (``lib/t4_budget.json``), printed
+                    before its long cells
 - ``lib.fileio``    atomic writes (metrics, media, meshes, voxels, checkpoints)
 - ``lib.data``      downloads, file formats (OBJ, binvox, Blender, R2N2, 3DGS .ply, SRN, the truck
                     scene) and datasets, real and procedural

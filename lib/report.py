@@ -7,7 +7,9 @@ A notebook's parameters cell says what to run with three settings: ``SMOKE`` (th
 - which data: ``"procedural"`` (made by ``lib.data`` from a seed, offline) or ``"real"`` (the
   downloads of ``lib.data.sources`` and the pretrained models);
 - which sizes: ``"tiny"`` (a rehearsal: every cell runs in seconds, nothing is meant to learn),
-  ``"cpu"`` (minutes on a laptop: the sizes CI asserts), ``"t4"`` (a Colab T4).
+  ``"cpu"`` (minutes on a laptop: the sizes CI asserts), ``"t4"`` (a lab session on a Colab T4:
+  at most ~30 minutes of compute, estimated in ``lib/t4_budget.json``), ``"long"`` (longer, better
+  runs on a T4; each notebook's budget cell prints how long).
 
 ``SMOKE=True`` means procedural data at CPU sizes; ``SMOKE=False`` real data at T4 sizes. Real data
 at CPU sizes ("the real lego on my laptop") is ``DATA="real", SIZES="cpu"``.
@@ -24,8 +26,10 @@ far), and ``tests/expectations.json`` holds the bounds the regression tests asse
 Example:
     >>> import tempfile
     >>> mode = run_mode(True)
-    >>> mode.data, mode.sizes, mode.pick(tiny=2, cpu=150, t4=6000)
+    >>> mode.data, mode.sizes, mode.pick(tiny=2, cpu=150, t4=3000, long=6000)
     ('procedural', 'cpu', 150)
+    >>> run_mode(False, sizes="long").pick(tiny=2, cpu=150, t4=3000, long=6000)
+    6000
     >>> run_mode(True, sizes="tiny").name, run_mode(False, data="real", sizes="cpu").name
     ('procedural-tiny', 'real-cpu')
     >>> run_dir = mode_dir(tempfile.mkdtemp(), mode)
@@ -53,7 +57,7 @@ METRICS_FILE = "metrics.json"
 
 
 DATA_CHOICES = ("procedural", "real")
-SIZE_CHOICES = ("tiny", "cpu", "t4")
+SIZE_CHOICES = ("tiny", "cpu", "t4", "long")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class RunMode:
     """Which data a run uses and how big it is (see the module docstring).
 
     Attributes:
-        data: ``"procedural"`` or ``"real"``. sizes: ``"tiny"``, ``"cpu"`` or ``"t4"``.
+        data: ``"procedural"`` or ``"real"``. sizes: ``"tiny"``, ``"cpu"``, ``"t4"`` or ``"long"``.
     """
 
     data: str
@@ -85,9 +89,10 @@ class RunMode:
         return {("procedural", "cpu"): "smoke", ("real", "t4"): "full"}.get((self.data, self.sizes),
                                                                          f"{self.data}-{self.sizes}")
 
-    def pick(self, *, tiny, cpu, t4):
-        """The value for this run's sizes: ``MODE.pick(tiny=4, cpu=600, t4=6000)``."""
-        return {"tiny": tiny, "cpu": cpu, "t4": t4}[self.sizes]
+    def pick(self, *, tiny, cpu, t4, long=None):
+        """The value for this run's sizes: ``MODE.pick(tiny=4, cpu=600, t4=3000, long=6000)``;
+        ``long`` defaults to ``t4`` (a setting the longer runs keep)."""
+        return {"tiny": tiny, "cpu": cpu, "t4": t4, "long": t4 if long is None else long}[self.sizes]
 
 
 def run_mode(smoke: bool, data: str | None = None, sizes: str | None = None) -> RunMode:
@@ -96,7 +101,7 @@ def run_mode(smoke: bool, data: str | None = None, sizes: str | None = None) -> 
     Args:
         smoke: True: procedural data at CPU sizes; False: real data at T4 sizes.
         data: None (from ``smoke``), ``"procedural"`` or ``"real"``.
-        sizes: None (from ``smoke``), ``"tiny"``, ``"cpu"`` or ``"t4"``.
+        sizes: None (from ``smoke``), ``"tiny"``, ``"cpu"``, ``"t4"`` or ``"long"``.
     Raises:
         ValueError: naming the parameter and the choices, for anything else.
     """

@@ -244,13 +244,15 @@ def _parse_bool(text: str) -> bool:
 
 
 def main(argv=None) -> int:
+    from lib.report import DATA_CHOICES, SIZE_CHOICES
+
     ap = argparse.ArgumentParser(prog="python -m tools.nbrun", description=__doc__.split("\n")[0])
     ap.add_argument("--nb", default="", help="run only notebooks whose name starts with this (e.g. 01)")
     ap.add_argument("--smoke", type=_parse_bool, default=True, help="1 = smoke mode (default), 0 = full")
-    ap.add_argument("--data", choices=("procedural", "real"), default=None,
+    ap.add_argument("--data", choices=DATA_CHOICES, default=None,
                     help="which data (default: from --smoke): procedural, or real downloads and pretrained models")
-    ap.add_argument("--sizes", choices=("tiny", "cpu", "t4"), default=None,
-                    help="which sizes (default: from --smoke): tiny (rehearsal), cpu, t4")
+    ap.add_argument("--sizes", choices=SIZE_CHOICES, default=None,
+                    help="which sizes (default: from --smoke): tiny (rehearsal), cpu, t4 (a lab session), long")
     ap.add_argument("--out", default="outputs", help="output folder (default: outputs)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
     args = ap.parse_args(argv)
