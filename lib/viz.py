@@ -190,11 +190,27 @@ def label_colors(labels) -> np.ndarray:
     return LABEL_COLORS[lab]
 
 
+def plot_axes(points) -> tuple:
+    """World (P, 3) points as the (X, Y, Z) arrays a 3D plot draws: ``(x, -z, y)``.
+
+    lib's world is right-handed with y up; matplotlib and plotly draw a right-handed (X, Y, Z) with Z
+    up. Drawing (x, z, y) would swap two axes, a reflection (every shape a mirror image); (x, -z, y)
+    is a rotation by 90 degrees about x, so shapes keep their handedness.
+
+    >>> X, Y, Z = plot_axes(np.eye(3))  # the world's x, y and z axes
+    >>> bool(np.linalg.det(np.stack([X, Y, Z])) > 0), [float(X[1]), float(Y[1]), float(Z[1])]  # y drawn up
+    (True, [0.0, 0.0, 1.0])
+    """
+    p = np.asarray(points.detach().cpu() if torch.is_tensor(points) else points, dtype=np.float64)
+    return p[:, 0], -p[:, 2] + 0.0, p[:, 1]
+
+
 def point_cloud_grid(clouds, colors=None, titles=None, ncols: int = None, size: float = 2.4,
-                     point_size: float = 1.0, elev: float = 20.0, azim: float = 35.0, suptitle: str = None):
-    """Static 3D scatter plots of several (P, 3) clouds side by side (matplotlib; y is drawn up);
-    returns the Figure. colors: optional per-cloud (P, 3) in [0, 1] (None entries: one plain colour);
-    titles: optional strings."""
+                     point_size: float = 1.0, elev: float = 20.0, azim: float = -35.0, suptitle: str = None):
+    """Static 3D scatter plots of several (P, 3) clouds side by side (matplotlib; y is drawn up, see
+    :func:`plot_axes`); returns the Figure. colors: optional per-cloud (P, 3) in [0, 1] (None entries:
+    one plain colour); titles: optional strings. The default view (azim -35) looks from the front
+    right (+x, +z), above (elev 20)."""
     import matplotlib.pyplot as plt
 
     clouds = [np.asarray(c.detach().cpu() if torch.is_tensor(c) else c) for c in clouds]
@@ -206,7 +222,7 @@ def point_cloud_grid(clouds, colors=None, titles=None, ncols: int = None, size: 
         ax = fig.add_subplot(nrows, ncols, i + 1, projection="3d")
         c = None if colors is None or colors[i] is None else colors[i]
         c = np.asarray(c.cpu() if torch.is_tensor(c) else c) if c is not None else "tab:blue"
-        ax.scatter(p[:, 0], p[:, 2], p[:, 1], c=c, s=point_size, depthshade=False)
+        ax.scatter(*plot_axes(p), c=c, s=point_size, depthshade=False)
         r = float(np.abs(p).max()) or 1.0
         ax.set_xlim(-r, r)
         ax.set_ylim(-r, r)
@@ -221,18 +237,23 @@ def point_cloud_grid(clouds, colors=None, titles=None, ncols: int = None, size: 
     return fig
 
 
+# plotly's 3D scene for world points drawn by plot_axes: equal axes, named by the world axis each one
+# shows, first seen from the front right (+x, +z) and above, as point_cloud_grid's default view
+PLOTLY_SCENE = {"aspectmode": "data", "xaxis_title": "x", "yaxis_title": "-z", "zaxis_title": "y (up)",
+                "camera": {"eye": {"x": 1.25, "y": -1.25, "z": 1.25}}}
+
+
 def plotly_points(points, colors=None, size: float = 2.0, title: str = None):
     """An interactive plotly 3D scatter of (P, 3) points with (P, 3) colours in [0, 1]."""
     import plotly.graph_objects as go
 
-    p = np.asarray(points.detach().cpu() if torch.is_tensor(points) else points)
+    X, Y, Z = plot_axes(points)
     marker = {"size": size}
     if colors is not None:
         c = to_uint8(colors)
         marker["color"] = [f"rgb({r},{g},{b})" for r, g, b in c[:, :3]]
-    fig = go.Figure(go.Scatter3d(x=p[:, 0], y=p[:, 2], z=p[:, 1], mode="markers", marker=marker))
-    fig.update_layout(title=title, scene={"aspectmode": "data", "xaxis_title": "x", "yaxis_title": "z",
-                                          "zaxis_title": "y (up)"}, margin={"l": 0, "r": 0, "t": 30, "b": 0})
+    fig = go.Figure(go.Scatter3d(x=X, y=Y, z=Z, mode="markers", marker=marker))
+    fig.update_layout(title=title, scene=PLOTLY_SCENE, margin={"l": 0, "r": 0, "t": 30, "b": 0})
     return fig
 
 
@@ -240,14 +261,14 @@ def plotly_mesh(mesh, title: str = None):
     """An interactive plotly 3D view of a ``TriMesh`` (vertex colours when it has them)."""
     import plotly.graph_objects as go
 
-    v, f = mesh.verts.detach().cpu().numpy(), mesh.faces.cpu().numpy()
+    X, Y, Z = plot_axes(mesh.verts)
+    f = mesh.faces.cpu().numpy()
     kwargs = {}
     if mesh.vert_colors is not None:
         c = to_uint8(mesh.vert_colors)
         kwargs["vertexcolor"] = [f"rgb({r},{g},{b})" for r, g, b in c]
-    fig = go.Figure(go.Mesh3d(x=v[:, 0], y=v[:, 2], z=v[:, 1], i=f[:, 0], j=f[:, 1], k=f[:, 2], **kwargs))
-    fig.update_layout(title=title, scene={"aspectmode": "data", "zaxis_title": "y (up)"},
-                      margin={"l": 0, "r": 0, "t": 30, "b": 0})
+    fig = go.Figure(go.Mesh3d(x=X, y=Y, z=Z, i=f[:, 0], j=f[:, 1], k=f[:, 2], **kwargs))
+    fig.update_layout(title=title, scene=PLOTLY_SCENE, margin={"l": 0, "r": 0, "t": 30, "b": 0})
     return fig
 
 

@@ -108,3 +108,30 @@ def test_label_colors_and_point_cloud_grid():
     fig = viz.point_cloud_grid(list(pts), [viz.label_colors(torch.zeros(50, dtype=torch.long)), None], ["a", "b"])
     assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["a", "b"]
     plt.close(fig)
+
+
+def test_3d_plots_draw_a_right_handed_triad_right_handed():
+    """The world's x, y, z axes (right-handed, y up) must be drawn as a right-handed triad with y up
+    by every 3D plot: swapping two axes (drawing (x, z, y)) would mirror every shape."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lib.mesh import TriMesh
+
+    triad = torch.eye(3)  # the tips of the world's x, y and z axes
+
+    def check(X, Y, Z, where):
+        drawn = np.stack([np.asarray(X, float), np.asarray(Y, float), np.asarray(Z, float)])  # column j: axis j
+        assert np.linalg.det(drawn) > 0.5, f"{where}: the triad is drawn left-handed (a mirror image): {drawn}"
+        assert np.allclose(drawn[:, 1], [0, 0, 1]), f"{where}: the world's y is not drawn up: {drawn[:, 1]}"
+
+    check(*viz.plot_axes(triad), "plot_axes")
+    fig = viz.point_cloud_grid([triad])
+    check(*fig.axes[0].collections[0]._offsets3d, "point_cloud_grid")
+    plt.close(fig)
+    d = viz.plotly_points(triad).data[0]
+    check(d.x, d.y, d.z, "plotly_points")
+    mesh = TriMesh(verts=triad, faces=torch.tensor([[0, 1, 2]]))
+    d = viz.plotly_mesh(mesh).data[0]
+    check(d.x, d.y, d.z, "plotly_mesh")
