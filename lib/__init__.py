@@ -34,10 +34,16 @@ One module per idea (see README.md and ../shared/DESIGN.md):
                     confidence (``tools/train_judge.py``)
 - ``lib.sds_steps`` score distillation on an image and on a mesh's vertex colours (07)
 - ``lib.dreamfusion`` a NeRF from text: random views, shading, regularisers, SDS (07)
+- ``lib.point_train`` training point-cloud classifiers and part segmenters with ``fit`` (08)
+- ``lib.point_eval`` evaluating them: predictions, reports, baselines, rotation and point-count sweeps (08)
+- ``lib.neuralift`` NeuralLift-360: one image to a 360° NeRF, its settings and the lift step (09)
+- ``lib.lift_eval`` scoring a lifted NeRF against a procedural input's true shape and views (09)
+- ``lib.clip_encoder`` a differentiable CLIP image encoder for NeuralLift's CLIP loss (09)
 - ``lib.mono_depth`` monocular relative inverse depth: the normaliser, a simulated estimator,
                     Depth Anything through ``transformers`` (notebooks 06, 09)
 - ``lib.train``     seeding, devices, checkpoints named by their settings, the resumable ``fit`` loop
 - ``lib.viz``       turntables, GIF/MP4 writers, image grids, plotly figures
+- ``lib.checks``    argument checks shared across lib (``shape_of``: what an error message says it got)
 - ``lib.report``    the metrics recorder the regression tests read, the smoke/full output folders
 - ``lib.budget``    the estimated T4 minutes of a notebook's full-mode run (``lib/t4_budget.json``), printed
                     before its long cells
@@ -45,7 +51,8 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.data``      downloads, file formats (OBJ, binvox, Blender, R2N2, 3DGS .ply, SRN, the truck
                     scene) and datasets, real and procedural
 - ``lib.backend``   choosing the pure-torch path or nerfacc/gsplat, and the one-time CUDA-build notice
-- ``lib.colab``     Colab environment set-up; ``lib.colab_pytorch3d`` gets PyTorch3D into a runtime
+- ``lib.colab``     Colab environment set-up (``setup``, the first cell); ``lib.colab.runner`` runs its commands,
+                    ``lib.colab.pytorch3d`` gets PyTorch3D into a runtime
 
 Importing ``lib`` is cheap: no submodule (and so neither torch nor PyTorch3D) is imported here.
 """

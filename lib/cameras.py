@@ -40,7 +40,7 @@ Size = Union[int, Tuple[int, int]]
 _ORTHO_TOL = 1e-4
 
 
-def _hw(image_size: Size) -> Tuple[int, int]:
+def image_hw(image_size: Size) -> Tuple[int, int]:
     if isinstance(image_size, int):
         return image_size, image_size
     h, w = image_size
@@ -173,14 +173,14 @@ def intrinsics_from_fov(fov: float, image_size: Size) -> torch.Tensor:
     """(3, 3) K for a vertical field of view ``fov`` (degrees), square pixels, centred principal point."""
     if not 0.0 < float(fov) < 180.0:
         raise ValueError(f"fov must be in (0, 180) degrees, got {fov}")
-    h, w = _hw(image_size)
+    h, w = image_hw(image_size)
     f = 0.5 * h / math.tan(math.radians(float(fov)) / 2)
     return torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
 
 
 def fov_from_intrinsics(K: torch.Tensor, image_size: Size) -> float:
     """Vertical field of view (degrees) of ``K`` for an image of ``image_size``."""
-    h, _ = _hw(image_size)
+    h, _ = image_hw(image_size)
     return math.degrees(2 * math.atan(0.5 * h / float(K[1, 1])))
 
 
@@ -285,7 +285,7 @@ def project(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor):
 
 def pixel_centers(image_size: Size) -> torch.Tensor:
     """(H, W, 2) pixel-centre coordinates (u, v) = (j + 0.5, i + 0.5)."""
-    h, w = _hw(image_size)
+    h, w = image_hw(image_size)
     v, u = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
     return torch.stack([u, v], -1)
 
@@ -329,7 +329,7 @@ def to_pytorch3d(c2w: torch.Tensor, K: torch.Tensor, image_size: Size, device=No
     n = c2w.shape[0]
     K = (K if K.ndim == 3 else K[None]).expand(n, 3, 3).float()
     w2c = world_to_camera(c2w)
-    size = torch.tensor([_hw(image_size)]).expand(n, 2)
+    size = torch.tensor([image_hw(image_size)]).expand(n, 2)
     cams = cameras_from_opencv_projection(w2c[:, :3, :3], w2c[:, :3, 3], K, size)
     return cams.to(device or "cpu")
 
@@ -343,7 +343,7 @@ def from_pytorch3d(cameras, image_size: Size):
     from pytorch3d.renderer import FoVPerspectiveCameras
     from pytorch3d.utils import opencv_from_cameras_projection
 
-    h, w = _hw(image_size)
+    h, w = image_hw(image_size)
     n = len(cameras)
     w2c = _pytorch3d_w2c(cameras.R.detach().cpu(), cameras.T.detach().cpu())
     if isinstance(cameras, FoVPerspectiveCameras):
@@ -392,7 +392,7 @@ def from_pytorch3d_ndc(R, T, focal_length, principal_point, image_size: Size):
         A world point projects to the same pixel with :func:`project` as with PyTorch3D's
         ``transform_points_screen`` (tested against PyTorch3D).
     """
-    h, w = _hw(image_size)
+    h, w = image_hw(image_size)
     R = torch.as_tensor(R, dtype=torch.float64)
     batched = R.ndim == 3
     R = R if batched else R[None]

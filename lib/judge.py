@@ -25,8 +25,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from lib.data.shapes import CATEGORIES
 from lib.guidance.prompts import VIEW_WORDS
-from lib.prior import PRIOR_CLASSES, prior_dataset
+from lib.prior import prior_dataset
 
 
 def parse_prompt(prompt: str) -> tuple[str, str]:
@@ -39,7 +40,7 @@ def parse_prompt(prompt: str) -> tuple[str, str]:
     return words[1], view[0]
 
 
-def judge_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes=PRIOR_CLASSES,
+def judge_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes=CATEGORIES,
                   views=VIEW_WORDS):
     """The prior's renders (``lib.prior.prior_dataset``) with integer class and view labels.
 

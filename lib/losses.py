@@ -33,7 +33,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from lib.mesh import _shape, mesh_edges
+from lib.checks import shape_of
+from lib.mesh import mesh_edges
 
 KNN_BACKENDS = ("auto", "torch", "pytorch3d")
 _KNN_BUDGET = 1 << 21  # distances held at once by the pure-torch search (8 MiB in float32; larger
@@ -185,9 +186,9 @@ def voxel_bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float = No
 def _check_mesh(verts: torch.Tensor, faces: torch.Tensor, batched: bool = False):
     ok = torch.is_tensor(verts) and verts.shape[-1:] == (3,) and verts.ndim in ((2, 3) if batched else (2,))
     if not ok:
-        raise ValueError(f"`verts` must be {'(V, 3) or (B, V, 3)' if batched else '(V, 3)'}, got {_shape(verts)}")
+        raise ValueError(f"`verts` must be {'(V, 3) or (B, V, 3)' if batched else '(V, 3)'}, got {shape_of(verts)}")
     if not torch.is_tensor(faces) or faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"`faces` must be (F, 3), got {_shape(faces)}")
+        raise ValueError(f"`faces` must be (F, 3), got {shape_of(faces)}")
     if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= verts.shape[-2]):
         raise ValueError(f"`faces` indexes vertices outside 0..{verts.shape[-2] - 1}")
 

@@ -25,6 +25,8 @@ from typing import Optional
 
 import torch
 
+from lib.checks import shape_of
+
 
 @dataclass
 class TriMesh:
@@ -58,9 +60,9 @@ class TriMesh:
         """Raise ``ValueError`` naming the field when a shape, dtype or index is wrong."""
         v, f = self.verts, self.faces
         if not torch.is_tensor(v) or v.ndim != 2 or v.shape[1] != 3:
-            raise ValueError(f"TriMesh.verts must be a (V, 3) tensor, got {_shape(v)}")
+            raise ValueError(f"TriMesh.verts must be a (V, 3) tensor, got {shape_of(v)}")
         if not torch.is_tensor(f) or f.ndim != 2 or f.shape[1] != 3:
-            raise ValueError(f"TriMesh.faces must be a (F, 3) tensor, got {_shape(f)}")
+            raise ValueError(f"TriMesh.faces must be a (F, 3) tensor, got {shape_of(f)}")
         if f.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"TriMesh.faces must hold integer indices, got dtype {f.dtype}")
         if not torch.isfinite(v).all():
@@ -71,24 +73,24 @@ class TriMesh:
                 f" but there are only {v.shape[0]} vertices (valid: 0..{v.shape[0] - 1})")
         V, F = v.shape[0], f.shape[0]
         if self.vert_colors is not None and tuple(self.vert_colors.shape) != (V, 3):
-            raise ValueError(f"TriMesh.vert_colors must be (V, 3) = ({V}, 3), got {_shape(self.vert_colors)}")
+            raise ValueError(f"TriMesh.vert_colors must be (V, 3) = ({V}, 3), got {shape_of(self.vert_colors)}")
         if (self.verts_uvs is None) != (self.faces_uvs is None):
             raise ValueError("TriMesh.verts_uvs and faces_uvs must be given together")
         if self.verts_uvs is not None:
             if self.verts_uvs.ndim != 2 or self.verts_uvs.shape[1] != 2:
-                raise ValueError(f"TriMesh.verts_uvs must be (T, 2), got {_shape(self.verts_uvs)}")
+                raise ValueError(f"TriMesh.verts_uvs must be (T, 2), got {shape_of(self.verts_uvs)}")
             if tuple(self.faces_uvs.shape) != (F, 3):
-                raise ValueError(f"TriMesh.faces_uvs must be (F, 3) = ({F}, 3), got {_shape(self.faces_uvs)}")
+                raise ValueError(f"TriMesh.faces_uvs must be (F, 3) = ({F}, 3), got {shape_of(self.faces_uvs)}")
             if F and (int(self.faces_uvs.min()) < 0 or int(self.faces_uvs.max()) >= self.verts_uvs.shape[0]):
                 raise ValueError(f"TriMesh.faces_uvs indexes past the {self.verts_uvs.shape[0]} texture coordinates")
         if self.texture is not None:
             t = self.texture
             if t.ndim != 3 or t.shape[2] != 3 or t.shape[0] < 1 or t.shape[1] < 1:
-                raise ValueError(f"TriMesh.texture must be an (H, W, 3) RGB image, got {_shape(t)}")
+                raise ValueError(f"TriMesh.texture must be an (H, W, 3) RGB image, got {shape_of(t)}")
             if self.verts_uvs is None:
                 raise ValueError("TriMesh.texture needs verts_uvs and faces_uvs to be mapped onto the mesh")
         if self.face_labels is not None and tuple(self.face_labels.shape) != (F,):
-            raise ValueError(f"TriMesh.face_labels must be (F,) = ({F},), got {_shape(self.face_labels)}")
+            raise ValueError(f"TriMesh.face_labels must be (F,) = ({F},), got {shape_of(self.face_labels)}")
         return self
 
     # --------------------------------------------------------------- helpers
@@ -128,10 +130,6 @@ class TriMesh:
 _TENSOR_FIELDS = ("verts", "faces", "vert_colors", "verts_uvs", "faces_uvs", "texture", "face_labels")
 
 
-def _shape(x) -> str:
-    return str(tuple(x.shape)) if hasattr(x, "shape") else type(x).__name__
-
-
 def concat_meshes(meshes: list) -> TriMesh:
     """Join meshes into one (faces re-indexed). Keeps vert_colors / face_labels only when every
     part has them; texture maps are dropped (they cannot be merged)."""
@@ -164,7 +162,7 @@ def mesh_edges(faces: torch.Tensor, return_face_edges: bool = False):
     [[0, 1], [0, 2], [1, 2], [1, 3], [2, 3]]
     """
     if not torch.is_tensor(faces) or faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"mesh_edges: faces must be an (F, 3) tensor, got {_shape(faces)}")
+        raise ValueError(f"mesh_edges: faces must be an (F, 3) tensor, got {shape_of(faces)}")
     f = faces.long()
     e = torch.stack([f, f.roll(-1, dims=1)], -1).reshape(-1, 2).sort(1).values  # (3F, 2), face-major
     n = int(e.max()) + 1 if e.numel() else 1

@@ -30,10 +30,9 @@ import torch.nn.functional as F
 from lib.cameras import orbit_poses
 from lib.data.shapes import CATEGORIES
 from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
-from lib.guidance import VIEW_WORDS, view_prompt
+from lib.guidance.prompts import VIEW_WORDS, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
 
-PRIOR_CLASSES = ("chair", "vase", "lamp", "car", "airplane")
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 PRIOR_DIR = ASSETS_DIR / "prior"  # the committed prior (tools/train_prior.py; sha256 in assets/MANIFEST)
 JUDGE_DIR = ASSETS_DIR / "judge"  # the committed judge (tools/train_judge.py)
@@ -44,12 +43,12 @@ _VIEW_RANGES = {"front": ((-40.0, 40.0), (-10.0, 50.0)), "side": ((50.0, 130.0),
                 "back": ((140.0, 220.0), (-10.0, 50.0)), "overhead": ((0.0, 360.0), (62.0, 80.0))}
 
 
-def prior_vocabulary(classes=PRIOR_CLASSES) -> list[str]:
+def prior_vocabulary(classes=CATEGORIES) -> list[str]:
     """The tokenizer's fixed word list: filler words, then the classes, then the view words."""
     return list(FILLER_WORDS) + [c for c in classes] + list(VIEW_WORDS)
 
 
-def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes=PRIOR_CLASSES,
+def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes=CATEGORIES,
                   supersample: int = 2):
     """Renders of procedural objects with their prompts, balanced over classes and view words.
 
@@ -84,7 +83,7 @@ def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes
 
 def make_prior(image_size: int = 32, channels=(32, 64, 64), cross_attention_dim: int = 64,
                layers_per_block: int = 1, attention_head_dim: int = 8, norm_num_groups: int = 8,
-               classes=PRIOR_CLASSES, max_length: int = 8, text_layers: int = 1, seed: int = 0):
+               classes=CATEGORIES, max_length: int = 8, text_layers: int = 1, seed: int = 0):
     """A fresh prior: ``(unet, scheduler, tokenizer, text_encoder)``, weights from ``seed``.
 
     The UNet works in pixel space on (B, 3, image_size, image_size); the first level has plain
@@ -127,8 +126,8 @@ def prior_text_encode_fn(tokenizer, text_encoder):
 
     def encode(prompts) -> torch.Tensor:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        from lib.models.text_prior import _words
-        unknown = sorted({w for p in prompts for w in _words(p) if w not in tokenizer.ids})
+        from lib.models.text_prior import prompt_words
+        unknown = sorted({w for p in prompts for w in prompt_words(p) if w not in tokenizer.ids})
         if unknown:  # the word tokenizer would map them to <unk>: the prior would not know what was asked
             raise ValueError(f"the offline prior does not know the words {unknown}; its vocabulary is "
                              f"{tokenizer.vocabulary} (e.g. 'a chair, side view')")
@@ -154,7 +153,7 @@ def prior_noise_pred_fn(unet):
 def prior_guide(unet, scheduler, tokenizer, text_encoder):
     """The offline prior as a ``lib.guidance.Guide``: renders in [0, 1] of any size are resized to
     the prior's ``S`` px and mapped to ``2 x - 1``; model space is (3, S, S) pixels."""
-    from lib.guidance import TextEmbeddingCache
+    from lib.guidance.prompts import TextEmbeddingCache
     from lib.guidance.guide import Guide, check_images01, resize_nchw
     size = int(unet.config.sample_size)
 

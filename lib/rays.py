@@ -25,12 +25,12 @@ from typing import Tuple, Union
 
 import torch
 
-from lib.cameras import _hw, check_pose, pixel_centers
+from lib.cameras import image_hw, check_pose, pixel_centers
 
 Bound = Union[float, torch.Tensor]
 
 
-def _check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str = "") -> None:
+def check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str = "") -> None:
     """Raise ``ValueError`` unless both are (R, 3) tensors of one shape; ``fn`` prefixes the message."""
     where = f"{fn}: " if fn else ""
     for name, x in (("origins", origins), ("directions", directions)):
@@ -42,7 +42,7 @@ def _check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str = "") -
                          "must have the same shape (R, 3)")
 
 
-def _bound(x: Bound, n: int, name: str, like: torch.Tensor, fn: str = "") -> torch.Tensor:
+def ray_bound(x: Bound, n: int, name: str, like: torch.Tensor, fn: str = "") -> torch.Tensor:
     """A near/far bound as an (R, 1) tensor (from a float or an (R,) / (R, 1) tensor); ``fn``
     prefixes the error message."""
     t = torch.as_tensor(x, dtype=like.dtype, device=like.device)
@@ -74,7 +74,7 @@ def get_rays(c2w: torch.Tensor, K: torch.Tensor, image_size, normalize: bool = T
     if not torch.is_tensor(K) or K.shape[-2:] != (3, 3):
         raise ValueError(f"`K` must be (3, 3) or (N, 3, 3), got "
                          f"{tuple(K.shape) if torch.is_tensor(K) else type(K).__name__}")
-    h, w = _hw(image_size)
+    h, w = image_hw(image_size)
     batch = c2w.shape[:-2]
     K = K.to(c2w).expand(*batch, 3, 3)
     uv = pixel_centers((h, w)).to(c2w)  # (H, W, 2)
@@ -114,7 +114,7 @@ def intersect_aabb(origins: torch.Tensor, directions: torch.Tensor, aabb: torch.
         t_enter, t_exit: (R,) ray parameters (t_enter may be negative if the origin is inside).
         hit: (R,) bool, True where the ray meets the box in front of its origin.
     """
-    _check_rays(origins, directions)
+    check_rays(origins, directions)
     box = torch.as_tensor(aabb, dtype=origins.dtype, device=origins.device).reshape(2, 3)
     safe = torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
     t0, t1 = (box[0] - origins) / safe, (box[1] - origins) / safe
@@ -162,11 +162,11 @@ def sample_stratified(origins: torch.Tensor, directions: torch.Tensor, near: Bou
         t: (R, S) increasing distances along each ray. The points are
         ``origins[:, None] + t[..., None] * directions[:, None]``, shape (R, S, 3).
     """
-    _check_rays(origins, directions)
+    check_rays(origins, directions)
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}")
     n = origins.shape[0]
-    near, far = _bound(near, n, "near", origins), _bound(far, n, "far", origins)
+    near, far = ray_bound(near, n, "near", origins), ray_bound(far, n, "far", origins)
     if (far <= near).any():
         raise ValueError("`far` must be greater than `near` on every ray")
     if perturb:

@@ -1,4 +1,4 @@
-"""Tests of lib.colab and lib.colab_pytorch3d without Colab: route choice, cache keys, set-up
+"""Tests of lib.colab and lib.colab.pytorch3d without Colab: route choice, cache keys, set-up
 idempotency, the first cell."""
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from lib import colab
-from lib import colab_pytorch3d as p3d
-from lib.colab_pytorch3d import PrebuiltWheel, Route, RuntimeInfo, cache_key, choose_pytorch3d_route
+from lib.colab import pytorch3d as p3d
+from lib.colab import runner as colab_runner
+from lib.colab.pytorch3d import PrebuiltWheel, Route, RuntimeInfo, cache_key, choose_pytorch3d_route
 
 ROOT = Path(__file__).resolve().parent.parent
 PY312_CU130 = RuntimeInfo(python="3.12", torch="2.12.1+cu130", cuda="13.0")
@@ -297,6 +298,6 @@ def test_setup_cell_on_simulated_colab_clones_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     clone, setup1, setup2 = out["calls"]
-    assert clone[:2] == ["git", "clone"] and f"--branch={colab.DEFAULT_REF}" in clone
-    assert clone[-2:] == [f"https://github.com/{colab.GITHUB_REPO}", "/content/learning-3d-vision"]
+    assert clone[:2] == ["git", "clone"] and f"--branch={colab_runner.DEFAULT_REF}" in clone
+    assert clone[-2:] == [f"https://github.com/{colab_runner.GITHUB_REPO}", "/content/learning-3d-vision"]
     assert setup1 == setup2 == {"pytorch3d": False} and out["hits"] == 1

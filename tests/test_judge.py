@@ -8,7 +8,7 @@ from lib.guidance import VIEW_WORDS
 from lib.judge import (augment, class_confidence, judge_accuracy, judge_dataset, judge_renders, parse_prompt,
                        train_judge)
 from lib.models.judge import Judge, JudgeConfig
-from lib.prior import PRIOR_CLASSES
+from lib.data.shapes import CATEGORIES
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "judge"
 TINY = JudgeConfig(image_size=16, classes=("chair", "car"), width=8)
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convolutions: the thr
 
 def test_default_config_is_the_priors():
     cfg = JudgeConfig()
-    assert (cfg.image_size, cfg.classes, cfg.views, cfg.width) == (32, PRIOR_CLASSES, VIEW_WORDS, 32)
+    assert (cfg.image_size, cfg.classes, cfg.views, cfg.width) == (32, CATEGORIES, VIEW_WORDS, 32)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -154,7 +154,7 @@ def test_committed_judge_recognises_fresh_renders():
     if not (ASSET / "model.safetensors").is_file():
         pytest.skip(f"no committed judge at {ASSET} (make it with `python -m tools.train_judge --out assets/judge`)")
     judge = Judge.from_pretrained(ASSET)
-    assert judge.config.classes == PRIOR_CLASSES and judge.config.views == VIEW_WORDS
+    assert judge.config.classes == CATEGORIES and judge.config.views == VIEW_WORDS
     images, class_labels, view_labels = judge_dataset(8, judge.config.image_size, seed=4242)
     acc = judge_accuracy(judge, images, class_labels, view_labels)
     assert acc["class_acc"] >= 0.9, acc

@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from lib import colab
+from lib.colab.runner import DEFAULT_REF, GITHUB_REPO
 from lib.report import DATA_CHOICES, SIZE_CHOICES
 from tools.nbrun import check_bounds, run_notebook, write_report
 
@@ -85,8 +86,8 @@ def line_of(source: str, lineno: int) -> str:
 
 
 def colab_url(name: str) -> str:
-    return (f"https://colab.research.google.com/github/{colab.GITHUB_REPO}"
-            f"/blob/{colab.DEFAULT_REF}/notebooks/{name}")
+    return (f"https://colab.research.google.com/github/{GITHUB_REPO}"
+            f"/blob/{DEFAULT_REF}/notebooks/{name}")
 
 
 def load_expectations() -> dict:

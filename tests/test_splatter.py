@@ -10,8 +10,10 @@ from lib.metrics import psnr
 from lib.models.splatter import SplatterConfig, SplatterImage
 from lib.quaternion import quat_to_rotmat
 from lib.render.gaussians import eval_sh
+from lib.render.gaussians.pixel import pixel_gaussians
+from lib.render.gaussians.sh import rotate_sh1
 from lib.splatter_train import (evaluate_mean_image, evaluate_splatter, flat_card, input_channels,
-                                make_splatter_step, pixel_gaussians, render_predictions, rotate_sh1)
+                                make_splatter_step, render_predictions)
 from lib.train import fit
 
 SMALL = dict(channels=(8, 16), groups=4)

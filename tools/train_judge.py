@@ -33,7 +33,7 @@ from pathlib import Path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from lib.prior import PRIOR_CLASSES
+    from lib.data.shapes import CATEGORIES
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the training batches")
@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-per-class", type=int, default=512, help="training images per class (4 views per object)")
     p.add_argument("--test-per-class", type=int, default=16, help="held-out images per class")
     p.add_argument("--image-size", type=int, default=32, help="pixels per side")
-    p.add_argument("--classes", nargs="+", default=list(PRIOR_CLASSES), help="shape categories")
+    p.add_argument("--classes", nargs="+", default=list(CATEGORIES), help="shape categories")
     p.add_argument("--width", type=int, default=32, help="first conv width w (trunk w, 2w, 2w)")
     p.add_argument("--steps", type=int, default=1200, help="optimiser steps")
     p.add_argument("--batch", type=int, default=64, help="images per step")

@@ -33,14 +33,14 @@ from pathlib import Path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from lib.prior import PRIOR_CLASSES
+    from lib.data.shapes import CATEGORIES
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--steps", type=int, default=700, help="optimiser steps")
     p.add_argument("--image-size", type=int, default=32, help="pixels per side")
     p.add_argument("--seed", type=int, default=0, help="seeds data, weights and training")
     p.add_argument("--n-per-class", type=int, default=64, help="training images per class (4 views per object)")
-    p.add_argument("--classes", nargs="+", default=list(PRIOR_CLASSES), help="shape categories")
+    p.add_argument("--classes", nargs="+", default=list(CATEGORIES), help="shape categories")
     p.add_argument("--batch", type=int, default=32, help="images per step")
     p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (cosine decay)")
     p.add_argument("--channels", type=int, nargs="+", default=[32, 64, 64], help="UNet block widths")

@@ -31,9 +31,9 @@ PROMPT_CLASS = "chair"
 
 def image_count(S: dict) -> int:
     """Section 2's batch: every class at MAIN_SCALE (MAIN_SEEDS each) and at 1.0, two at the high scales."""
-    from lib.prior import PRIOR_CLASSES
+    from lib.data.shapes import CATEGORIES
     high = [s for s in SCALES if s not in (1.0, MAIN_SCALE)]
-    return len(PRIOR_CLASSES) * (S["MAIN_SEEDS"] + 1) + len(high) * len(SWEEP_CLASSES)
+    return len(CATEGORIES) * (S["MAIN_SEEDS"] + 1) + len(high) * len(SWEEP_CLASSES)
 
 
 def _from_mid_training(step, steps: int):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.cameras import _hw, from_pytorch3d_ndc
+from lib.cameras import image_hw, from_pytorch3d_ndc
 from lib.data.images import check_image, resize_images
 
 SPLITS = ("train", "val", "test")
@@ -148,7 +148,7 @@ def load_blender(root, split: str = "train", image_size=None, background="white"
         rgba = torch.from_numpy(img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0))
         if rgba.shape[-1] == 3:
             rgba = torch.cat([rgba, torch.ones_like(rgba[..., :1])], -1)
-        h, w = size0 if image_size is None else _hw(image_size)
+        h, w = size0 if image_size is None else image_hw(image_size)
         # resized one at a time, so 100 lego images at 800 px never sit in memory as floats
         arrays.append(rgba if (h, w) == size0 else resize_images(rgba[None], (h, w))[0])
         files.append(f)
@@ -208,7 +208,7 @@ def load_pytorch3d_nerf(path, image_size=None, split: str = None, z_up: bool = N
     if stacked.shape[0] % n:
         raise ValueError(f"{png}: height {stacked.shape[0]} is not a multiple of the {n} cameras in {path.name}")
     h0, w0 = stacked.shape[0] // n, stacked.shape[1]
-    h, w = (h0, w0) if image_size is None else _hw(image_size)
+    h, w = (h0, w0) if image_size is None else image_hw(image_size)
     images = []
     for i in keep.tolist():
         img = torch.from_numpy(stacked[i * h0:(i + 1) * h0, :, :3].astype(np.float32) / 255.0)

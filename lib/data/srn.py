@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import _hw, check_pose, intrinsics_from_fov, orbit_poses
+from lib.cameras import image_hw, check_pose, intrinsics_from_fov, orbit_poses
 from lib.data.images import check_image, resize_images
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
@@ -171,7 +171,7 @@ def load_srn_object(folder, image_size=None) -> dict:
     K = K.clone()
     K[0] *= w0 / w_int  # the intrinsics refer to an (H, W) image; scale them to the stored one
     K[1] *= h0 / h_int
-    h, w = size if image_size is None else _hw(image_size)
+    h, w = size if image_size is None else image_hw(image_size)
     if (h, w) != (h0, w0):
         images = resize_images(images, (h, w))  # antialiased bilinear
         depth = None if depth is None else _resize_depth(depth, (h, w))

@@ -10,12 +10,14 @@
 - :mod:`lib.guidance.guide`: :class:`Guide`, what score distillation needs from a model (noise
   predictor, text cache, schedule, images <-> model space), built by ``lib.prior.prior_guide``
   offline or :func:`sd_guide` on Colab.
+- :mod:`lib.guidance.load`: :func:`load_guide`, either guide by name.
 - :mod:`lib.guidance.stable_diffusion`: :func:`load_stable_diffusion` (a list of model ids tried in
   order, a local folder first) and the small adapters :func:`sd_noise_pred_fn`,
   :func:`sd_text_encode_fn`, :func:`encode_images`, :func:`decode_latents`. diffusers is imported
   lazily, only by the loader.
 """
-from lib.guidance.guide import GUIDES, Guide, load_guide
+from lib.guidance.guide import Guide
+from lib.guidance.load import GUIDES, load_guide
 from lib.guidance.prompts import (VIEW_WORDS, TextEmbeddingCache, validate_prompt, view_prompt, view_prompts,
                                   view_word)
 from lib.guidance.sds import (ANNEALS, T_MAX, T_MIN, WEIGHTINGS, TimestepSchedule, sample_timesteps,

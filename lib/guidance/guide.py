@@ -16,7 +16,7 @@ notebooks' optimisation code never asks which model it has:
 4 x 64 x 64 latents for Stable Diffusion 1.5 at 512 px); optimising an image "directly" means
 optimising a tensor of that shape.
 
-Build one with :func:`load_guide`, or from loaded parts with :func:`lib.prior.prior_guide` (offline)
+Build one with :func:`lib.guidance.load.load_guide`, or from loaded parts with :func:`lib.prior.prior_guide` (offline)
 or :func:`lib.guidance.stable_diffusion.sd_guide` (Colab).
 """
 from __future__ import annotations
@@ -58,24 +58,3 @@ def resize_nchw(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-2:] == (size, size):
         return images
     return resize_images(images.permute(0, 2, 3, 1), (size, size)).permute(0, 3, 1, 2)
-
-
-GUIDES = ("offline prior", "stable diffusion")
-
-
-def load_guide(name: str, device="cpu", prior_dir=None, sd_local_dir=None) -> Guide:
-    """Load a :class:`Guide` by name (one of ``GUIDES``).
-
-    - ``"offline prior"``: ``lib.models.text_prior.load_prior(prior_dir)`` (default
-      ``lib.prior.PRIOR_DIR``, the committed ``assets/prior``), float32 on ``device``.
-    - ``"stable diffusion"``: ``lib.guidance.load_stable_diffusion(local_dir=sd_local_dir)``, fp16 on
-      CUDA (the loader lists every source it tried when none loads).
-    """
-    if name not in GUIDES:
-        raise ValueError(f"load_guide: `name` must be one of {GUIDES}, got {name!r}")
-    if name == "offline prior":
-        from lib.models.text_prior import load_prior
-        from lib.prior import PRIOR_DIR, prior_guide
-        return prior_guide(*load_prior(PRIOR_DIR if prior_dir is None else prior_dir, device))
-    from lib.guidance.stable_diffusion import load_stable_diffusion, sd_guide
-    return sd_guide(load_stable_diffusion(device=device, local_dir=sd_local_dir))

@@ -2,7 +2,7 @@
 
 A U-Net (plain torch: residual conv blocks with GroupNorm + SiLU, stride-2 downsampling, nearest
 upsampling, skip connections) maps the input view to ``12 + 3K`` numbers per pixel. Each pixel
-(u, v) becomes one Gaussian (:func:`lib.splatter_train.pixel_gaussians` does the geometry):
+(u, v) becomes one Gaussian (:func:`lib.render.gaussians.pixel.pixel_gaussians` does the geometry):
 
 - depth ``z = near + (far - near) * sigmoid(.)``: the Gaussian sits at camera z-depth ``z`` on the
   pixel's ray (``z * ((u - cx) / fx, (v - cy) / fy, 1)`` in the input camera's frame),
@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from lib.render.gaussians import rgb_to_sh0
-from lib.splatter_train import pixel_gaussians
+from lib.render.gaussians.pixel import pixel_gaussians
 
 
 @dataclass

@@ -36,7 +36,7 @@ PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1; vocabulary words follow from id 2
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
-def _words(prompt: str) -> list[str]:
+def prompt_words(prompt: str) -> list[str]:
     """Lowercase words of ``prompt``, punctuation stripped ("A chair, side-view" -> a chair side view)."""
     return _NON_WORD.sub(" ", prompt.lower()).split()
 
@@ -51,7 +51,7 @@ class WordTokenizer:
 
     def __init__(self, vocabulary, max_length: int = 8):
         vocabulary = list(vocabulary)
-        bad = [w for w in vocabulary if _words(w) != [w]]
+        bad = [w for w in vocabulary if prompt_words(w) != [w]]
         if bad:
             raise ValueError(f"WordTokenizer: `vocabulary` must hold lowercase single words, got {bad}")
         if len(set(vocabulary)) != len(vocabulary):
@@ -69,7 +69,7 @@ class WordTokenizer:
 
     def encode(self, prompt: str) -> list[int]:
         """The ``max_length`` ids of one prompt (unknown words -> ``unk_id``, then padding)."""
-        words = _words(prompt)
+        words = prompt_words(prompt)
         if not words:
             raise ValueError(f"WordTokenizer: prompt must hold at least one word, got {prompt!r} "
                              "(use unconditional() for the empty prompt)")

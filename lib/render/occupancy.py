@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from lib.backend import announce_cuda_build, resolve_backend, with_fallback
-from lib.rays import _bound, _check_rays, intersect_aabb
+from lib.rays import ray_bound, check_rays, intersect_aabb
 from lib.render.volume import volume_render
 
 
@@ -130,9 +130,9 @@ class OccupancyGrid(nn.Module):
         Returns:
             t: (R, S) distances; mask: (R, S) bool, True where a sample falls in an occupied cell.
         """
-        _check_rays(origins, directions)
+        check_rays(origins, directions)
         n = origins.shape[0]
-        near, far = _bound(near, n, "near", origins)[:, 0], _bound(far, n, "far", origins)[:, 0]
+        near, far = ray_bound(near, n, "near", origins)[:, 0], ray_bound(far, n, "far", origins)[:, 0]
         t_enter, t_exit, hit = intersect_aabb(origins, directions, self.aabb)
         t_min, t_max = torch.maximum(near, t_enter), torch.minimum(far, t_exit)
         span = float((t_max - t_min)[hit].amax()) if hit.any() else step_size

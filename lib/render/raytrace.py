@@ -34,7 +34,7 @@ from typing import Callable, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import _hw
+from lib.cameras import image_hw
 from lib.rays import get_rays, intersect_aabb
 from lib.render.surface import sdf_normals, sphere_trace
 
@@ -125,7 +125,7 @@ def render_sdf_scene(scene: SDFScene, c2w: torch.Tensor, K: torch.Tensor, image_
     Returns:
         (N, H, W, 4) float32 RGBA in [0, 1]; alpha is the covered fraction of each pixel.
     """
-    h, w = _hw(image_size)
+    h, w = image_hw(image_size)
     ss = int(supersample)
     if ss < 1:
         raise ValueError(f"render_sdf_scene: supersample must be >= 1, got {supersample}")

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from lib.rays import Bound, _bound, _check_rays, get_rays, intersect_aabb
+from lib.rays import Bound, ray_bound, check_rays, get_rays, intersect_aabb
 
 SDFFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -110,13 +110,13 @@ def sphere_trace(sdf_fn: SDFFn, origins: torch.Tensor, directions: torch.Tensor,
         ValueError: bad ray shapes, ``near >= far``, or an ``sdf_fn output`` that is not (N,) or
             holds NaN/inf (the message names the step and the first bad point).
     """
-    _check_rays(origins, directions, "sphere_trace")
+    check_rays(origins, directions, "sphere_trace")
     if not torch.is_tensor(near) and not torch.is_tensor(far) and not float(near) < float(far):
         raise ValueError(f"sphere_trace: need near < far, got near={near}, far={far}")
     if max_steps < 1:
         raise ValueError(f"sphere_trace: max_steps must be >= 1, got {max_steps}")
     n_rays = origins.shape[0]
-    near, far = (_bound(b, n_rays, name, origins, "sphere_trace")[:, 0] for b, name in ((near, "near"), (far, "far")))
+    near, far = (ray_bound(b, n_rays, name, origins, "sphere_trace")[:, 0] for b, name in ((near, "near"), (far, "far")))
     t = near.clone()
     hit = torch.zeros(n_rays, dtype=torch.bool, device=origins.device)
     steps = torch.zeros(n_rays, dtype=torch.int64, device=origins.device)

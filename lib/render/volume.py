@@ -32,7 +32,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
-from lib.rays import Bound, _bound, _check_rays, get_rays, ray_points, sample_stratified
+from lib.rays import Bound, ray_bound, check_rays, get_rays, ray_points, sample_stratified
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
@@ -47,7 +47,7 @@ def deltas_from_t(t: torch.Tensor, far: Bound = None) -> torch.Tensor:
             raise ValueError("with a single sample per ray, pass `far` (or `deltas`) to size its interval")
         last = t[:, -1:] - t[:, -2:-1]
     else:
-        last = _bound(far, t.shape[0], "far", t) - t[:, -1:]
+        last = ray_bound(far, t.shape[0], "far", t) - t[:, -1:]
     deltas = torch.cat([t[:, 1:] - t[:, :-1], last], -1)
     if (deltas < 0).any():
         raise ValueError("`t` must be sorted along each ray and not beyond `far` (a negative interval was found)")
@@ -155,7 +155,7 @@ def volume_render(field_fn: FieldFn, origins: torch.Tensor, directions: torch.Te
     Returns:
         dict of :func:`composite` plus ``n_evals``, the number of field evaluations.
     """
-    _check_rays(origins, directions)
+    check_rays(origins, directions)
     if t is None:
         t = sample_stratified(origins, directions, near, far, n_samples, generator, perturb)
     points = ray_points(origins, directions, t)  # (R, S, 3)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from lib.cameras import _hw, project
+from lib.cameras import image_hw, project
 from lib.mesh import TriMesh, face_normals
 from lib.render.common import batch_cameras
 
@@ -68,7 +68,7 @@ def rasterize(verts: torch.Tensor, faces: torch.Tensor, c2w: torch.Tensor, K: to
         empty). ``bary`` carries gradients w.r.t. ``verts`` inside faces (not across silhouettes).
     """
     c2w, K = (x.to(verts) for x in batch_cameras(c2w, K))
-    N, (H, W) = c2w.shape[0], _hw(image_size)
+    N, (H, W) = c2w.shape[0], image_hw(image_size)
     f = faces.long()
     F = f.shape[0]
     uv, z = project(verts, c2w, K)  # (N, V, 2) pixels, (N, V) camera z

@@ -2,7 +2,8 @@
 
 - ``projection``: quaternion + scale → covariance; world → camera; EWA projection → means2d,
   conics, depths, radii (:func:`project_gaussians`).
-- ``sh``: view-dependent colour, real SH of degree 0-3 (3DGS's convention).
+- ``sh``: view-dependent colour, real SH of degree 0-3 (3DGS's convention), and their rotation.
+- ``pixel``: pixel-aligned Gaussians, one per pixel of an input view (:func:`pixel.pixel_gaussians`).
 - ``raster``: the tile rasteriser (:func:`rasterize_tiles`), never an (N x H x W) tensor.
 - ``dense``: its slow oracle (:func:`rasterize_dense`), for tests and benchmarks.
 - ``render``: :func:`render_gaussians`, the whole pipeline, with ``backend="torch" | "gsplat" | "auto"``.

@@ -12,6 +12,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
+from lib.checks import shape_of
+
 ALPHA_MAX = 0.99  # alpha = min(ALPHA_MAX, o * exp(power))
 ALPHA_MIN = 1.0 / 255.0  # a Gaussian with alpha below this is skipped at that pixel
 T_MIN = 1e-4  # a pixel stops before the Gaussian that would take its transmittance below this
@@ -29,37 +31,33 @@ class FlatSplats(NamedTuple):
     image_shape: Tuple[int, ...]  # the (..., C) to restore on the outputs
 
 
-def _shape(x) -> str:
-    return str(tuple(x.shape)) if torch.is_tensor(x) else type(x).__name__
-
-
 def flatten_splats(means2d, conics, colors, opacities, depths, radii, width, height,
                    background: Optional[torch.Tensor] = None) -> FlatSplats:
     """Check the rasteriser inputs (see ``rasterize_tiles``) and flatten them to (I, N, ·)."""
     if not torch.is_tensor(means2d) or means2d.dim() < 3 or means2d.shape[-1] != 2:
-        raise ValueError(f"means2d must be (..., C, N, 2), got {_shape(means2d)}")
+        raise ValueError(f"means2d must be (..., C, N, 2), got {shape_of(means2d)}")
     image_shape, N = tuple(means2d.shape[:-2]), means2d.shape[-2]
     lead = image_shape + (N,)
     for name, x, tail in (("conics", conics, (3,)), ("depths", depths, ()), ("radii", radii, ())):
         if not torch.is_tensor(x) or tuple(x.shape) != lead + tail:
             raise ValueError(f"{name} must be {lead + tail} (..., C, N{', 3' if tail else ''}) to match "
-                             f"means2d {tuple(means2d.shape)}, got {_shape(x)}")
+                             f"means2d {tuple(means2d.shape)}, got {shape_of(x)}")
     if not torch.is_tensor(colors) or colors.dim() < 2:
-        raise ValueError(f"colors must be (..., C, N, D), got {_shape(colors)}")
+        raise ValueError(f"colors must be (..., C, N, D), got {shape_of(colors)}")
     D = colors.shape[-1]
     if tuple(colors.shape) == image_shape[:-1] + (N, D):  # shared by all cameras
         colors = colors.unsqueeze(-3)
     if tuple(colors.shape[:-1]) not in (lead, image_shape[:-1] + (1, N)):
         raise ValueError(f"colors must be {lead + (D,)} (..., C, N, D) or {image_shape[:-1] + (N, D)} "
-                         f"(..., N, D), got {_shape(colors)}")
+                         f"(..., N, D), got {shape_of(colors)}")
     colors = colors.expand(lead + (D,))
     if not torch.is_tensor(opacities):
-        raise ValueError(f"opacities must be a tensor (..., C, N) or (..., N), got {_shape(opacities)}")
+        raise ValueError(f"opacities must be a tensor (..., C, N) or (..., N), got {shape_of(opacities)}")
     if tuple(opacities.shape) == image_shape[:-1] + (N,):
         opacities = opacities.unsqueeze(-2)
     if tuple(opacities.shape) != lead and tuple(opacities.shape) != image_shape[:-1] + (1, N):
         raise ValueError(f"opacities must be {lead} (..., C, N) or {image_shape[:-1] + (N,)} (..., N), "
-                         f"got {_shape(opacities)}")
+                         f"got {shape_of(opacities)}")
     opacities = opacities.expand(lead)
     if int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"width and height must be positive, got {width} x {height}")
@@ -78,7 +76,7 @@ def flatten_splats(means2d, conics, colors, opacities, depths, radii, width, hei
             bg = background.to(dev, dt).reshape(I, D)
         else:
             raise ValueError(f"background must be ({D},) or {image_shape + (D,)} (..., C, D), "
-                             f"got {_shape(background)}")
+                             f"got {shape_of(background)}")
     return FlatSplats(means2d.reshape(I, N, 2), conics.reshape(I, N, 3), colors.reshape(I, N, D),
                       opacities.reshape(I, N), depths.reshape(I, N), radii.reshape(I, N), bg, image_shape)
 

@@ -5,6 +5,7 @@ unit direction ``d = (mean - camera centre) / |...|`` is ``clamp_min(sum_k sh_k 
 The basis ``Y_k`` is the real SH basis with the sign convention of the original 3DGS code
 (degree 1 is ``C1 * (-y, z, -x)``), so coefficients trained by the usual tools render the same.
 Degree 0 alone is a constant colour ``C0 * sh_0 + 0.5``: :func:`rgb_to_sh0` / :func:`sh0_to_rgb`.
+:func:`rotate_sh1` carries coefficients of degree <= 1 from one frame to another.
 
 Example:
     >>> sh = torch.zeros(5, 16, 3)
@@ -102,3 +103,28 @@ def sh_to_rgb(sh: torch.Tensor, means: torch.Tensor, campos: torch.Tensor, degre
     """
     dirs = means.unsqueeze(-3) - campos.unsqueeze(-2)  # (..., C, N, 3)
     return torch.clamp_min(eval_sh(sh.unsqueeze(-4), dirs, degree) + 0.5, 0.0)
+
+
+# the degree-1 real SH basis of 3DGS is C1 * (-y, z, -x) = C1 * P @ d
+_SH1_P = torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]])
+
+
+def rotate_sh1(sh: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """Rotate SH coefficients of degree <= 1 from a frame A to a frame B (``R`` maps A to B vectors).
+
+    The degree-1 band is linear in the direction: ``c . (C1 P d)`` with ``P`` the signed permutation
+    of the 3DGS basis ``(-y, z, -x)``; so ``c_B = P R P^T c_A`` gives the same colour for
+    ``d_B = R d_A``. Degree 0 does not change.
+
+    Args:
+        sh: (..., K, 3) coefficients, K in {1, 4}. R: (..., 3, 3) rotations (broadcast with ``...``).
+    Returns:
+        (..., K, 3) the coefficients in frame B.
+    """
+    if sh.shape[-2] == 1:
+        return sh
+    if sh.shape[-2] != 4:
+        raise ValueError(f"rotate_sh1: `sh` must be (..., 1 or 4, 3), got {tuple(sh.shape)}")
+    P = _SH1_P.to(sh)
+    band1 = P @ R @ P.T @ sh[..., 1:4, :]
+    return torch.cat([sh[..., :1, :], band1], -2)

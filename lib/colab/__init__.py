@@ -3,10 +3,11 @@
 Outside Colab (this repo ``pip install -e``'d in a venv, or CI) ``setup`` prints one line. On
 Colab the first cell (``setup_cell``) clones the repository into ``/content`` and calls ``setup``:
 it installs ``requirements-colab.txt`` once (never touching Colab's torch) and, where a notebook
-needs it, PyTorch3D (``lib.colab_pytorch3d.ensure_pytorch3d``, which picks the route that fits the
+needs it, PyTorch3D (``lib.colab.pytorch3d.ensure_pytorch3d``, which picks the route that fits the
 runtime's torch and CUDA).
 
-Every subprocess goes through a ``runner(cmd, env=None)`` (default ``run_command``) that tests fake.
+Every subprocess goes through a ``runner(cmd, env=None)`` (default ``lib.colab.runner.run_command``) that
+tests fake.
 
 Example:
     >>> setup_cell(False).splitlines()[-1]
@@ -16,17 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-GITHUB_REPO = "learning3d-course/learning-3d-vision"  # owner/name on GitHub; badges and set-up use it
-DEFAULT_REF = "main"  # the git ref Colab installs; a release pins a tag here and in the badges
-
-Runner = Callable[..., subprocess.CompletedProcess]  # runner(cmd, env=None) -> CompletedProcess
+from lib.colab.pytorch3d import ensure_pytorch3d
+from lib.colab.runner import DEFAULT_REF, GITHUB_REPO, Runner, run_command, run_pip
 
 
 def in_colab() -> bool:
@@ -36,7 +31,7 @@ def in_colab() -> bool:
 
 def repo_root() -> Path:
     """The repository checkout this ``lib`` was imported from (holds requirements-colab.txt)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def setup_cell(pytorch3d: bool) -> str:
@@ -63,45 +58,6 @@ def setup_cell(pytorch3d: bool) -> str:
     ])
 
 
-def run_command(cmd: Sequence[str], env: Mapping[str, str] | None = None,
-                echo: bool = False) -> subprocess.CompletedProcess:
-    """The default ``runner``: run ``cmd`` with ``env`` added to ``os.environ``, stderr into stdout.
-
-    With ``echo`` the output is printed line by line (a notebook does not show a child's raw stdout).
-    """
-    proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if echo:
-            print(line, end="")
-    return subprocess.CompletedProcess(list(cmd), proc.wait(), "".join(lines), "")
-
-
-def check_returncode(proc: subprocess.CompletedProcess, what: str) -> None:
-    """Raise a RuntimeError naming ``what`` with the output's tail when ``proc`` failed."""
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout or "").strip().splitlines()[-20:])
-        cmd = " ".join(map(str, proc.args))
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {cmd}\n{tail}")
-
-
-def timed(label: str, fn: Callable[[], object]) -> object:
-    """Print ``label``, run ``fn``, print how long it took; return its result."""
-    print(f"  {label} ...", flush=True)
-    t0 = time.perf_counter()
-    out = fn()
-    print(f"  {label}: done in {time.perf_counter() - t0:.1f} s", flush=True)
-    return out
-
-
-def run_pip(runner: Runner, label: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-    """Run ``python -m pip *args`` through ``runner``, timed; raise RuntimeError if it fails."""
-    cmd = [sys.executable, "-m", "pip", *args]
-    check_returncode(timed(label, lambda: runner(cmd, env=env)), label)
-
-
 def setup(pytorch3d: bool = False, ref: str = DEFAULT_REF, runner: Runner | None = None,
           quiet: bool = True, marker_dir: str | Path | None = None) -> dict:
     """Install what a notebook needs on Colab; print one line and do nothing elsewhere.
@@ -110,7 +66,7 @@ def setup(pytorch3d: bool = False, ref: str = DEFAULT_REF, runner: Runner | None
     sha256 records success, so re-running the cell (or another notebook) skips it.
 
     Args:
-        pytorch3d: also run ``lib.colab_pytorch3d.ensure_pytorch3d``.
+        pytorch3d: also run ``lib.colab.pytorch3d.ensure_pytorch3d``.
         ref: the git ref the set-up cell cloned (reported; named in errors).
         runner: ``runner(cmd, env=None) -> CompletedProcess``; default ``run_command``.
         quiet: hide pip's output unless something fails.
@@ -143,6 +99,5 @@ def setup(pytorch3d: bool = False, ref: str = DEFAULT_REF, runner: Runner | None
         importlib.invalidate_caches()
         result["requirements"] = "installed"
     if pytorch3d:
-        from lib.colab_pytorch3d import ensure_pytorch3d  # it imports lib.colab: import it late
         result["pytorch3d"] = ensure_pytorch3d(runner=runner, quiet=quiet).kind
     return result

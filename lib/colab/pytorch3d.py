@@ -11,7 +11,7 @@ PyTorch3D's compiled extension must match torch exactly, so a pure function,
     build      otherwise: build from source once, keep the wheel  -> ~20-40 min, then cached
 
 ``ensure_pytorch3d`` follows it (``lib.colab.setup(pytorch3d=True)`` calls it). Every subprocess
-goes through a ``runner(cmd, env=None)`` (default ``lib.colab.run_command``) that tests fake.
+goes through a ``runner(cmd, env=None)`` (default ``lib.colab.runner.run_command``) that tests fake.
 
 Example:
     >>> info = RuntimeInfo(python="3.12", torch="2.12.1+cu130", cuda="13.0")
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lib.colab import GITHUB_REPO, Runner, check_returncode, run_command, run_pip, timed
+from lib.colab.runner import GITHUB_REPO, Runner, check_returncode, run_command, run_pip, timed
 
 DRIVE_MOUNT = "/content/drive"  # where google.colab.drive.mount puts the user's Drive
 DRIVE_CACHE_DIR = "/content/drive/MyDrive/course3d-cache/pytorch3d"  # survives runtime resets

@@ -1,0 +1,145 @@
+"""lib's import graph, read from the source (AST: top-level and function-level imports alike).
+
+The rules a layered package keeps (DESIGN.md): no import cycles, however late the import; no private
+name (``_x``) imported from another module; the renderers never reach up into the data layer; the
+index in ``lib/__init__.py`` names every top-level module and package.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+LIB = Path(__file__).resolve().parents[1] / "lib"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(LIB.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(LIB.rglob("*.py"))}
+
+
+def _resolve(name: str) -> str | None:
+    """The lib module that ``name`` (a module, or a name inside one) lives in."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(path: Path):
+    """(line, module imported from, name or None) for every ``lib`` import in a file."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "lib":
+                    yield node.lineno, alias.name, None
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] == "lib":
+            for alias in node.names:
+                yield node.lineno, node.module, alias.name
+
+
+def import_graph() -> dict:
+    """{module: {modules it imports}}, each edge to the module that defines what is imported."""
+    graph = {}
+    for name, path in MODULES.items():
+        targets = set()
+        for _, module, imported in _imports(path):
+            sub = _resolve(f"{module}.{imported}") if imported else None
+            target = sub if sub and sub != _resolve(module) and sub.startswith(module + ".") else _resolve(module)
+            if target and target not in (name, "lib"):
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def cycles(graph: dict) -> list:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_late_import_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    found = cycles(import_graph())
+    assert not found, f"import cycles in lib (function-level imports count too): {found}"
+
+
+def test_no_private_name_imported_across_modules():
+    bad = [f"{_module_name(path)}:{line} imports {imported} from {module}"
+           for path in MODULES.values() for line, module, imported in _imports(path)
+           if imported and imported.startswith("_") and not imported.startswith("__")]
+    assert not bad, "a private name is private to its module (make it public, or move the code): " + "; ".join(bad)
+
+
+def test_renderers_do_not_import_the_data_layer():
+    graph = import_graph()
+    bad = [f"{m} -> {t}" for m, targets in graph.items() if m.startswith("lib.render")
+           for t in targets if t.startswith("lib.data")]
+    assert not bad, f"lib.render must not import lib.data (formats and datasets render through lib.render): {bad}"
+
+
+# the modules that teach one method of a notebook (training steps, evaluations, recipes): they build on
+# models, renderers and data, never the other way round
+METHOD_MODULES = {"lib.recon", "lib.nerf_loop", "lib.gaussian_train", "lib.splatter_train", "lib.prior", "lib.judge",
+                  "lib.sds_steps", "lib.dreamfusion", "lib.neuralift", "lib.lift_eval", "lib.point_train",
+                  "lib.point_eval", "lib.mono_depth", "lib.clip_encoder"}
+
+
+def test_method_modules_exist():
+    assert METHOD_MODULES <= set(MODULES), f"renamed or gone: {sorted(METHOD_MODULES - set(MODULES))}"
+
+
+@pytest.mark.parametrize("layer", ["lib.models", "lib.render", "lib.data"])
+def test_lower_layers_do_not_import_the_method_modules(layer):
+    graph = import_graph()
+    bad = [f"{m} -> {t}" for m, targets in graph.items() if m == layer or m.startswith(layer + ".")
+           for t in sorted(targets & METHOD_MODULES)]
+    assert not bad, f"{layer} must not import a notebook's method module (move the shared code down): {bad}"
+
+
+def test_index_names_every_top_level_module():
+    index = (LIB / "__init__.py").read_text()
+    named = set(re.findall(r"``(lib\.[a-z_0-9]+)", index))
+    top = {f"lib.{p.stem}" for p in LIB.glob("*.py") if p.stem != "__init__"}
+    top |= {f"lib.{p.parent.name}" for p in LIB.glob("*/__init__.py")}
+    assert top - named == set(), f"lib/__init__.py's index does not name {sorted(top - named)}"
+    assert named - top == set(), f"lib/__init__.py's index names modules that do not exist: {sorted(named - top)}"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_has_a_docstring(name):
+    assert ast.get_docstring(ast.parse(MODULES[name].read_text())), f"{MODULES[name]}: no module docstring"
