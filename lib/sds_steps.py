@@ -32,6 +32,7 @@ from torch import nn
 
 from lib.cameras import orbit_poses, random_orbit_angles
 from lib.guidance import TimestepSchedule, sds_loss, validate_prompt
+from lib.guidance.sds import add_noise
 from lib.render.texture import render_vertex_colors
 
 
@@ -148,7 +149,7 @@ def denoising_error(guide, images: torch.Tensor, prompts: Sequence[str], t: int 
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(x0.shape, generator=g).to(x0.device, torch.float32)
     abar = guide.alphas_cumprod[t].float()
-    x_t = abar.sqrt() * x0.float() + (1 - abar).sqrt() * eps
+    x_t = add_noise(x0.float(), eps, abar)
     steps = torch.full((len(x0),), int(t), dtype=torch.int64, device=x0.device)
     eps_hat = guide.noise_pred_fn(x_t.to(x0.dtype), steps, guide.embed(list(prompts))).float()
     return ((eps_hat - eps) ** 2).flatten(1).mean(1).cpu()

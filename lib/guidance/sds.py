@@ -159,6 +159,20 @@ def _clip(grad: torch.Tensor, grad_clip: Optional[float], clip_mode: str) -> tor
     return grad * scale.view(-1, *([1] * (grad.ndim - 1)))
 
 
+def add_noise(x: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """The forward (noising) process at a timestep: ``x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps``.
+
+    Args:
+        x: clean samples. eps: Gaussian noise of ``x``'s shape. abar: ``alphas_cumprod[t]``,
+            broadcastable to ``x`` (a scalar, or (B, 1, 1, 1) for one timestep per sample).
+
+    >>> x, eps = torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)
+    >>> add_noise(x, eps, torch.tensor(0.25)).item(), add_noise(eps, x, torch.tensor(0.75)).item()
+    (0.5, 0.5)
+    """
+    return abar.sqrt() * x + (1 - abar).sqrt() * eps
+
+
 def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
              text_embeddings: Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]],
              alphas_cumprod: torch.Tensor, t: Union[None, int, torch.Tensor] = None, *,
@@ -257,7 +271,7 @@ def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
     abar = alphas_cumprod.to(dev, torch.float32)[t].view(B, 1, 1, 1)
     with torch.no_grad():
         eps = noise.float()
-        x_t = abar.sqrt() * x + (1 - abar).sqrt() * eps
+        x_t = add_noise(x, eps, abar)
         x_in = x_t.to(latents.dtype)
         if uncond is None or (not per_sample and guidance_scale == 1):
             eps_hat = noise_pred_fn(x_in, t, cond).float()
