@@ -54,6 +54,15 @@ One module per idea (see README.md and ../shared/DESIGN.md):
 - ``lib.colab``     Colab environment set-up (``setup``, the first cell); ``lib.colab.runner`` runs its commands,
                     ``lib.colab.pytorch3d`` gets PyTorch3D into a runtime
 
+The environment variables lib reads, each at one documented edge (``tests/test_lib_layers.py`` checks
+that no other module reads the environment and that this list is complete):
+
+- ``COURSE3D_CACHE`` (``lib.data.download``): the download cache folder (default ``~/.cache/course3d``)
+- ``COURSE3D_REHEARSAL`` (``lib.data.download``): the rehearsal's override file (``lib.data.sources``)
+- ``HF_HUB_OFFLINE`` (``lib.hub``): load pretrained models from the local cache only
+- ``TORCH_EXTENSIONS_DIR`` (``lib.backend``): where torch builds CUDA extensions (its lock files)
+- ``TORCH_CUDA_ARCH_LIST`` (``lib.colab.pytorch3d``): the GPU architectures of a PyTorch3D build
+
 Importing ``lib`` is cheap: no submodule (and so neither torch nor PyTorch3D) is imported here.
 """
 

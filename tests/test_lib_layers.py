@@ -143,3 +143,38 @@ def test_index_names_every_top_level_module():
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_has_a_docstring(name):
     assert ast.get_docstring(ast.parse(MODULES[name].read_text())), f"{MODULES[name]}: no module docstring"
+
+
+def _environment_reads(path: Path):
+    """(line, variable) of every ``os.environ[...]``, ``os.environ.get(...)`` and ``os.getenv(...)`` in
+    a file; a variable named by a module-level string constant is resolved to its value."""
+    tree = ast.parse(path.read_text(), str(path))
+    constants = {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for t in node.targets if isinstance(t, ast.Name)}
+
+    def name(arg):
+        if isinstance(arg, ast.Constant):
+            return arg.value
+        return constants.get(arg.id, f"<{arg.id}>") if isinstance(arg, ast.Name) else f"<{ast.unparse(arg)}>"
+
+    for node in ast.walk(tree):
+        environ = lambda n: isinstance(n, ast.Attribute) and n.attr == "environ" and ast.unparse(n.value) == "os"
+        if isinstance(node, ast.Subscript) and environ(node.value):
+            yield node.lineno, name(node.slice)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and (
+                (node.func.attr == "get" and environ(node.func.value))
+                or (node.func.attr == "getenv" and ast.unparse(node.func.value) == "os")):
+            yield node.lineno, name(node.args[0])
+
+
+def test_environment_is_read_only_where_the_index_says():
+    index = (LIB / "__init__.py").read_text()
+    listed = dict(re.findall(r"^- ``([A-Z0-9_]+)`` \(``(lib[a-z_.0-9]*)``\)", index, re.M))
+    reads = {(name, variable) for name, path in MODULES.items() for _, variable in _environment_reads(path)}
+    assert reads, "found no environment reads at all: the scan is broken"
+    unlisted = sorted(f"{v} in {m}" for m, v in reads if listed.get(v) != m)
+    assert not unlisted, f"environment reads that lib/__init__.py's list does not name (or names elsewhere): {unlisted}"
+    stale = sorted(set(listed.items()) - {(v, m) for m, v in reads})
+    assert not stale, f"lib/__init__.py lists environment reads that no longer exist: {stale}"
+

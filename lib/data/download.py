@@ -19,7 +19,7 @@ to its final name, so the cache never holds a corrupt file. When every mirror fa
 Environment: the cache folder is the ``cache_dir`` argument, else the environment variable
 ``COURSE3D_CACHE``, else ``~/.cache/course3d``; ``COURSE3D_REHEARSAL`` names the rehearsal file
 that ``lib.data.sources`` reads (CI's stand-ins for the real files, see there). This module is
-the one place ``lib.data`` reads the environment.
+the one place ``lib.data`` reads the environment (``lib/__init__.py`` lists every module that does).
 
 Each fetch prints one line saying where the file came from (the mirror, or the cache).
 
