@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from lib.cameras import project
+from lib.data.r2n2 import GRID_BOUNDS
 from lib.geometry import sample_surface, sample_surface_batched
 from lib.losses import (chamfer_distance, discriminator_loss, generator_adv_loss, kl_divergence,
                         mesh_laplacian_smoothing, voxel_bce)
 from lib.metrics import DEFAULT_THRESHOLDS, f_score, voxel_iou
-from lib.models.single_view import GRID_BOUNDS, MeshDecoder, PointDecoder, VoxelDecoder
+from lib.models.single_view import MeshDecoder, PointDecoder, VoxelDecoder
 from lib.voxels import voxels_to_mesh
 
 

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.data.r2n2 import VOXEL_RES
 from lib.voxels import occupancy_logits
 
 POSE_DIM = 12  # pose encoding: the 12 entries of c2w[:3, :4] (rotation columns + camera centre)
-VOXEL_RES = 32
 FUSIONS = ("mean", "max")
 
 

@@ -32,7 +32,6 @@ from lib.voxels import occupancy_logits
 KINDS = ("voxels", "points", "mesh")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-GRID_BOUNDS = (-0.5, 0.5)
 
 
 def _check_images(images, image_size: int, name: str = "images") -> None:
