@@ -51,6 +51,12 @@ def _entry(notebook: str, sizes: str) -> dict:
     return notebooks[notebook][sizes]
 
 
+def plain_setting(value):
+    """A setting as the budget file stores it: plain JSON (tuples become lists; what JSON cannot
+    hold, its ``str``), so a notebook's value compares equal to the stored one."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _minutes(m: float) -> str:
     return f"{m:.0f} min" if m >= 1.5 else f"{max(m * 60, 1):.0f} s"
 
@@ -73,7 +79,7 @@ def plan_lines(notebook: str, mode, names: dict | None = None) -> list:
         by_label[part["label"]] = by_label.get(part["label"], 0.0) + part["minutes"]
     lines += [f"  {label:<52} {_minutes(m):>7}" for label, m in by_label.items()]
     changed = sorted(k for k, v in entry["settings"].items()
-                     if names is not None and k in names and json.loads(json.dumps(names[k], default=str)) != v)
+                     if names is not None and k in names and plain_setting(names[k]) != v)
     if changed:
         lines.append(f"  you changed {', '.join(changed)}: the estimate is for the notebook's own settings")
     other = [s for s in ESTIMATED_SIZES if s != mode.sizes]

@@ -16,15 +16,8 @@ import ast
 import json
 from pathlib import Path
 
+from lib.budget import plain_setting
 from lib.report import RunMode
-
-
-def _plain(value):
-    """``value`` as plain JSON (tuples become lists), or None when it is not plain data."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def notebook_settings(path, sizes: str, data: str = "procedural") -> dict:
@@ -33,7 +26,8 @@ def notebook_settings(path, sizes: str, data: str = "procedural") -> dict:
     Evaluates, in notebook order, the top-level assignments of the parameters cell and of every
     code cell that calls ``MODE.pick(``, each on its own; one that needs a value computed by the
     notebook (``STEP_SIZE = (bounds[1] - ...)``) is skipped. Returns ``{name: value}`` for every
-    assignment whose right-hand side calls ``MODE.pick``, with plain-JSON values.
+    assignment whose right-hand side calls ``MODE.pick``, as the budget file stores them
+    (``lib.budget.plain_setting``).
 
     Raises:
         ValueError: naming the notebook when it has no ``MODE.pick`` setting at all.
@@ -64,7 +58,7 @@ def notebook_settings(path, sizes: str, data: str = "procedural") -> dict:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in targets:
                     if isinstance(t, ast.Name):
-                        picked[t.id] = _plain(ns[t.id])
+                        picked[t.id] = plain_setting(ns[t.id])
     if not picked:
         raise ValueError(f"{path}: no MODE.pick(...) setting found")
     return picked

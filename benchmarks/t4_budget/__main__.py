@@ -30,14 +30,15 @@ from benchmarks.t4_budget.measure import (T4_FP32_GFLOPS, T4_SD_UNET_S, cpu_matm
 from lib.budget import BUDGET_FILE, BUDGET_FORMAT
 from lib.fileio import atomic_write
 from lib.report import format_table
+from tools.nbrun import find_notebooks
 from tools.nbsizes import notebook_settings
 
 REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
+NOTEBOOKS = tuple(p.name[:2] for p in find_notebooks())  # "01" .. "09"
 
 
 def notebook_path(nb: str) -> Path:
-    found = sorted((REPO / "notebooks").glob(f"{nb}_*.ipynb"))
+    found = find_notebooks(f"{nb}_")
     if len(found) != 1:
         raise SystemExit(f"error: expected one notebooks/{nb}_*.ipynb, found {len(found)}")
     return found[0]
