@@ -3,7 +3,7 @@
 Both samplers train the same NeRF MLP (same seed, same ray batches) on the same data, one after
 the other in one run; every ``--eval-every`` steps the held-out PSNR and SSIM are measured
 (evaluation time is not counted as training time). The step, the renderer and the evaluation are
-``lib.nerf_loop``'s, as in notebooks 04 and 05. Default settings are small, for a CPU (a few
+``lib.methods.nerf``'s, as in notebooks 04 and 05. Default settings are small, for a CPU (a few
 minutes on 2 cores):
 
     .venv/bin/python benchmarks/nerf_sampling.py
@@ -27,7 +27,7 @@ import torch
 from lib.data.blender import load_blender
 from lib.data.still_life import write_blender_scene
 from lib.models.nerf import NeRFConfig, NeRFField
-from lib.nerf_loop import evaluate_views, make_nerf_step, training_rays, volume_renderer
+from lib.methods.nerf import evaluate_views, make_nerf_step, training_rays, volume_renderer
 from lib.render.occupancy import OccupancyGrid, render_with_grid
 
 

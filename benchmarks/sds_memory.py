@@ -3,7 +3,7 @@
 Prints one table: for image SDS (latents optimised directly, 512^2 images = 64^2 latents) and for
 NeRF SDS (notebook 07's DreamFusion step at its full-mode settings: a ``lib.models.nerf.NeRFField``
 rendered at R^2, upsampled to 512^2, encoded by the VAE with gradients, SDS on the latents, backward
-through the VAE encoder and the NeRF), both through a ``lib.guidance.Guide`` as in the notebook, the median
+through the VAE encoder and the NeRF), both through a ``lib.guidance.guide.Guide`` as in the notebook, the median
 seconds per iteration after warm-up and ``torch.cuda.max_memory_allocated`` (reset before each
 case), with and without the memory-saving switches (VAE gradient checkpointing, attention slicing).
 
@@ -91,9 +91,10 @@ def time_steps(step, iters: int, warmup: int, device) -> float:
 
 
 def random_guide(unet, vae, text, abar, device):
-    """A ``lib.guidance.Guide`` over these parts, as ``sd_guide`` builds it from a pipeline, with
+    """A ``lib.guidance.guide.Guide`` over these parts, as ``sd_guide`` builds it from a pipeline, with
     token ids made from each prompt's bytes instead of the CLIP tokenizer (no vocabulary files)."""
-    from lib.guidance import Guide, TextEmbeddingCache, decode_latents, encode_images, sd_noise_pred_fn
+    from lib.guidance.guide import Guide, TextEmbeddingCache
+    from lib.guidance.stable_diffusion import decode_latents, encode_images, sd_noise_pred_fn
     from lib.guidance.guide import resize_nchw
     size = int(vae.config.sample_size)
     n_tokens = text.config.max_position_embeddings
@@ -112,18 +113,18 @@ def random_guide(unet, vae, text, abar, device):
 
 
 def image_sds_case(guide, device):
-    """notebook 07's image SDS step (``lib.sds_steps``): Adam on one float32 latent image."""
-    from lib.guidance import TimestepSchedule
-    from lib.sds_steps import TensorState, make_image_sds_step
+    """notebook 07's image SDS step (``lib.methods.sds``): Adam on one float32 latent image."""
+    from lib.guidance.sds import TimestepSchedule
+    from lib.methods.sds import TensorState, make_image_sds_step
     image = TensorState(torch.randn((1,) + tuple(guide.model_shape))).to(device)
     step = make_image_sds_step(image, guide, ["a chair"], 100.0, TimestepSchedule(), 100, lr=0.02, clamp=None)
     return lambda: step(0)
 
 
 def nerf_sds_case(guide, render_size: int, device, n_samples: int = 64, hidden: int = 64, n_layers: int = 4):
-    """notebook 07's DreamFusion step (``lib.dreamfusion``) at its full-mode settings: one view of
+    """notebook 07's DreamFusion step (``lib.methods.dreamfusion``) at its full-mode settings: one view of
     ``render_size``^2 rays, upsampled to 512^2, VAE-encoded with gradients, SDS, backward into the NeRF."""
-    from lib.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step
+    from lib.methods.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step
     cfg = DreamFusionConfig(prompt="a chair", steps=100, views_per_step=1, image_size=render_size,
                             n_samples=n_samples, hidden=hidden, n_layers=n_layers, guidance_scale=100.0,
                             shading_warmup=0.0)

@@ -157,15 +157,19 @@ def apply_relative(c2w: torch.Tensor, R_rel, T_rel) -> torch.Tensor:
     return world_to_camera(rel @ world_to_camera(c2w))
 
 
-def rotation(axis: str, degrees: float) -> torch.Tensor:
-    """(3, 3) right-handed rotation by ``degrees`` about ``axis`` in {'x', 'y', 'z'}."""
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    mats = {"x": [[1, 0, 0], [0, c, -s], [0, s, c]],
-            "y": [[c, 0, s], [0, 1, 0], [-s, 0, c]],
-            "z": [[c, -s, 0], [s, c, 0], [0, 0, 1]]}
-    if axis not in mats:
+def rotation(axis: str, degrees) -> torch.Tensor:
+    """(3, 3) right-handed rotation by ``degrees`` about ``axis`` in {'x', 'y', 'z'}; (..., 3, 3) for a
+    tensor of angles. About the up axis "y", +90 degrees takes +x to -z; about "x", +90 degrees takes
+    +y (up) to +z. Computed in float64, returned as float32."""
+    if axis not in ("x", "y", "z"):
         raise ValueError(f"rotation axis must be 'x', 'y' or 'z', got {axis!r}")
-    return torch.tensor(mats[axis], dtype=torch.float32)
+    a = torch.as_tensor(degrees, dtype=torch.float64) * (math.pi / 180.0)
+    c, s = torch.cos(a), torch.sin(a)
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    rows = {"x": ((one, zero, zero), (zero, c, -s), (zero, s, c)),
+            "y": ((c, zero, s), (zero, one, zero), (-s, zero, c)),
+            "z": ((c, -s, zero), (s, c, zero), (zero, zero, one))}[axis]
+    return torch.stack([torch.stack(r, -1) for r in rows], -2).float()
 
 
 # ----------------------------------------------------------------------- intrinsics

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"  # the committed models (assets/MANIFEST)
+
 
 def atomic_write(path, write: Callable[[Path], object], mode: int = 0o644) -> Path:
     """Call ``write(tmp)`` with a temporary path beside ``path``, then ``os.replace`` it onto ``path``.

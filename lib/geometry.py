@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from lib.checks import point_batch
 from lib.mesh import TriMesh, face_areas
 
 
@@ -156,3 +157,30 @@ def checker_floor(size: float = 8.0, height: float = 0.0, checks: int = 8, textu
     a, b = (torch.tensor(c, dtype=torch.float32) for c in colors)
     texture = torch.where(parity[..., None].bool(), b, a)
     return TriMesh(verts=verts, faces=faces, verts_uvs=uvs, faces_uvs=faces.clone(), texture=texture)
+
+
+def farthest_point_sample(points: torch.Tensor, n: int, start: int = 0) -> torch.Tensor:
+    """Indices of ``n`` points chosen greedily, each the farthest (Euclidean) from those chosen so
+    far, starting from index ``start`` (PointNet++'s sampling; notebook 08).
+
+    Args:
+        points: (B, N, D) or (N, D) float. n: 1 <= n <= N. start: the first index.
+    Returns:
+        (B, n) int64 (or (n,) for unbatched input), the order in which the points were picked.
+    """
+    pts = point_batch(points)
+    B, N = pts.shape[:2]
+    if not 1 <= int(n) <= N:
+        raise ValueError(f"farthest_point_sample: `n` must be between 1 and the {N} points, got {n}")
+    if not 0 <= int(start) < N:
+        raise ValueError(f"farthest_point_sample: `start` must index one of the {N} points, got {start}")
+    idx = torch.empty(B, int(n), dtype=torch.int64, device=pts.device)
+    idx[:, 0] = int(start)
+    dist = torch.full((B, N), float("inf"), dtype=pts.dtype, device=pts.device)
+    rows = torch.arange(B, device=pts.device)
+    with torch.no_grad():
+        for i in range(1, int(n)):
+            last = pts[rows, idx[:, i - 1]]  # (B, D)
+            dist = torch.minimum(dist, (pts - last[:, None]).pow(2).sum(-1))
+            idx[:, i] = dist.argmax(-1)
+    return idx if points.ndim == 3 else idx[0]

@@ -1,7 +1,7 @@
 """Quality numbers: image PSNR and SSIM, voxel IoU, point-cloud F-score. One home each.
 
 Pure functions. They carry no gradients (they are for reporting), except :func:`ssim`, which is also
-a training loss (3D Gaussian splatting's ``L1 + 0.2 (1 - SSIM)``, :mod:`lib.gaussian_train`). Chamfer distance is a
+a training loss (3D Gaussian splatting's ``L1 + 0.2 (1 - SSIM)``, :mod:`lib.methods.gaussian_splatting`). Chamfer distance is a
 loss and a metric at once: it lives in :func:`lib.losses.chamfer_distance` (call it under
 ``torch.no_grad()`` or take ``.item()`` to report it).
 
@@ -50,7 +50,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     """Peak signal-to-noise ratio of the mean squared error over *all* elements, in dB.
 
     For the mean PSNR of several images (the usual NeRF number), call it per image and average
-    (``lib.nerf_loop.evaluate_views`` does); on a stack it gives the PSNR of the pooled MSE.
+    (``lib.methods.nerf.evaluate_views`` does); on a stack it gives the PSNR of the pooled MSE.
 
     Args:
         pred, target: tensors of the same shape, e.g. (H, W, 3) float in [0, data_range]

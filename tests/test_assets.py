@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from lib.prior import PRIOR_DIR, prior_dataset, prior_loss
+from lib.guidance.prior import PRIOR_DIR
+from lib.methods.offline_prior import prior_dataset, prior_loss
 from tools import manifest
 
 

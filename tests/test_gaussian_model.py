@@ -1,11 +1,11 @@
-"""GaussianModel and 3DGS training (lib.models.gaussians, lib.gaussian_train): densification rules
+"""GaussianModel and 3DGS training (lib.models.gaussians, lib.methods.gaussian_splatting): densification rules
 on hand-made models, Adam state following its rows, resizing and resuming, and a small fit."""
 import math
 
 import pytest
 import torch
 
-from lib.gaussian_train import (Densifier, DensifyConfig, GaussianTrainConfig, camera_extent, edit_gaussians,
+from lib.methods.gaussian_splatting import (Densifier, DensifyConfig, GaussianTrainConfig, camera_extent, edit_gaussians,
                                 evaluate_gaussians, lr_schedule, make_gaussian_step, make_optimizer,
                                 reset_opacity, sh_degree_at)
 from lib.models.gaussians import PARAM_NAMES, GaussianModel

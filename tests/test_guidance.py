@@ -6,8 +6,10 @@ import math
 import pytest
 import torch
 
-from lib.guidance import (SD_MODEL_IDS, VIEW_WORDS, TextEmbeddingCache, TimestepSchedule,
-                          sample_timesteps, sds_loss, validate_prompt, view_prompt, view_word)
+from lib.guidance.guide import TextEmbeddingCache
+from lib.guidance.sds import TimestepSchedule, sample_timesteps, sds_loss
+from lib.guidance.stable_diffusion import SD_MODEL_IDS
+from lib.prompts import VIEW_WORDS, validate_prompt, view_prompt, view_word
 
 N_TRAIN = 1000
 ABAR = torch.linspace(0.9999, 0.005, N_TRAIN)
@@ -264,7 +266,7 @@ def _tiny_models(d):
 
 
 def test_sd_adapters_on_tiny_models(diffusers_models):
-    from lib.guidance import decode_latents, encode_images, sd_noise_pred_fn
+    from lib.guidance.stable_diffusion import decode_latents, encode_images, sd_noise_pred_fn
     _, unet, vae = diffusers_models
     fn = sd_noise_pred_fn(unet)
     x, t, emb = torch.randn(2, 4, 8, 8), torch.tensor([3, 700]), torch.randn(2, 5, 6)
@@ -296,7 +298,7 @@ def test_sd_adapters_on_tiny_models(diffusers_models):
 
 def test_loader_offline_fails_fast_listing_ids(diffusers_models, monkeypatch, tmp_path):
     import huggingface_hub.constants
-    from lib.guidance import load_stable_diffusion
+    from lib.guidance.stable_diffusion import load_stable_diffusion
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     import socket

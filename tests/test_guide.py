@@ -1,15 +1,16 @@
-"""lib.guidance.Guide: the offline prior and Stable Diffusion behind one interface, and the steps
-that use it (lib.sds_steps, lib.dreamfusion) on both: the committed prior, and a tiny random
+"""lib.guidance.guide.Guide: the offline prior and Stable Diffusion behind one interface, and the steps
+that use it (lib.methods.sds, lib.methods.dreamfusion) on both: the committed prior, and a tiny random
 Stable Diffusion pipeline saved to a local folder (the full-mode code path, no download)."""
 import json
 
 import pytest
 import torch
 
-from lib.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step, render_turntable
-from lib.guidance import GUIDES, TimestepSchedule, load_guide
+from lib.methods.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step, render_turntable
+from lib.guidance.load import GUIDES, load_guide
+from lib.guidance.sds import TimestepSchedule
 from lib.guidance.guide import check_images01
-from lib.sds_steps import TensorState, make_image_sds_step, make_texture_sds_step
+from lib.methods.sds import TensorState, make_image_sds_step, make_texture_sds_step
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +143,8 @@ def test_dreamfusion_step_and_turntable_on_the_prior(prior_guide):
 
 
 def test_denoising_error_prefers_real_renders(prior_guide):
-    from lib.judge import judge_dataset
-    from lib.sds_steps import denoising_error
+    from lib.methods.judge import judge_dataset
+    from lib.methods.sds import denoising_error
     images, _, _ = judge_dataset(2, 32, seed=5, classes=("chair",))
     renders = (images + 1) / 2
     prompts = ["a chair"] * len(renders)

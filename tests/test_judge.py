@@ -1,16 +1,15 @@
-"""The offline judge: lib.models.judge (Judge, JudgeConfig) and lib.judge (data, training, scores)."""
-from pathlib import Path
+"""The offline judge: lib.models.judge (Judge, JudgeConfig) and lib.methods.judge (data, training, scores)."""
 
 import pytest
 import torch
 
-from lib.guidance import VIEW_WORDS
-from lib.judge import (augment, class_confidence, judge_accuracy, judge_dataset, judge_renders, parse_prompt,
-                       train_judge)
+from lib.prompts import VIEW_WORDS
+from lib.methods.judge import (JUDGE_DIR, augment, class_confidence, judge_accuracy, judge_dataset, judge_renders,
+                               parse_prompt, train_judge)
 from lib.models.judge import Judge, JudgeConfig
 from lib.data.shapes import CATEGORIES
 
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "judge"
+ASSET = JUDGE_DIR
 TINY = JudgeConfig(image_size=16, classes=("chair", "car"), width=8)
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convolutions: the thread pool only slows them
 

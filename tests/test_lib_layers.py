@@ -1,8 +1,9 @@
 """lib's import graph, read from the source (AST: top-level and function-level imports alike).
 
-The rules a layered package keeps (DESIGN.md): no import cycles, however late the import; no private
-name (``_x``) imported from another module; the renderers never reach up into the data layer; the
-index in ``lib/__init__.py`` names every top-level module and package.
+The rules a layered package keeps (DESIGN.md): no import cycles, however late the import; imports point
+down the layers (foundation, render, data, models, pretrained, guidance, methods); no private name
+(``_x``) imported from another module; the index in ``lib/__init__.py`` names every top-level module
+and package.
 """
 from __future__ import annotations
 
@@ -105,30 +106,49 @@ def test_no_private_name_imported_across_modules():
     assert not bad, "a private name is private to its module (make it public, or move the code): " + "; ".join(bad)
 
 
-def test_renderers_do_not_import_the_data_layer():
+# lib's layers, lowest first: a module imports only from its own layer or a lower one. The foundation is
+# every module at lib's top level; data and models may use each other's constants but data comes first
+# (models read formats, e.g. a .ply of Gaussians); lib.colab sets up a runtime and stands apart.
+LAYERS = ("foundation", "render", "data", "models", "pretrained", "guidance", "methods")
+
+
+def layer(module: str) -> str:
+    """The layer of a lib module: its package under lib, or the foundation for a top-level module."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS + ("colab",)) else "foundation"
+
+
+def test_layer_of_a_module():
+    assert [layer(m) for m in ("lib.cameras", "lib.render.gaussians.sh", "lib.methods", "lib.colab.runner")] == \
+        ["foundation", "render", "methods", "colab"]
+
+
+def test_every_module_is_in_a_layer():
+    assert {layer(m) for m in MODULES if m != "lib"} <= set(LAYERS) | {"colab"}
+
+
+def test_imports_point_down_the_layers():
     graph = import_graph()
-    bad = [f"{m} -> {t}" for m, targets in graph.items() if m.startswith("lib.render")
-           for t in targets if t.startswith("lib.data")]
-    assert not bad, f"lib.render must not import lib.data (formats and datasets render through lib.render): {bad}"
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    bad = [f"{m} ({layer(m)}) -> {t} ({layer(t)})" for m, targets in sorted(graph.items()) for t in sorted(targets)
+           if layer(m) != "colab" and (layer(t) == "colab" or rank[layer(t)] > rank[layer(m)])]
+    assert not bad, f"imports that reach up a layer (move the shared code down, or the caller up): {bad}"
 
 
-# the modules that teach one method of a notebook (training steps, evaluations, recipes): they build on
-# models, renderers and data, never the other way round
-METHOD_MODULES = {"lib.recon", "lib.nerf_loop", "lib.gaussian_train", "lib.splatter_train", "lib.prior", "lib.judge",
-                  "lib.sds_steps", "lib.dreamfusion", "lib.neuralift", "lib.lift_eval", "lib.point_train",
-                  "lib.point_eval", "lib.mono_depth", "lib.clip_encoder"}
-
-
-def test_method_modules_exist():
-    assert METHOD_MODULES <= set(MODULES), f"renamed or gone: {sorted(METHOD_MODULES - set(MODULES))}"
-
-
-@pytest.mark.parametrize("layer", ["lib.models", "lib.render", "lib.data"])
-def test_lower_layers_do_not_import_the_method_modules(layer):
+def test_colab_set_up_imports_only_the_foundation_and_itself():
     graph = import_graph()
-    bad = [f"{m} -> {t}" for m, targets in graph.items() if m == layer or m.startswith(layer + ".")
-           for t in sorted(targets & METHOD_MODULES)]
-    assert not bad, f"{layer} must not import a notebook's method module (move the shared code down): {bad}"
+    bad = [f"{m} -> {t}" for m, targets in graph.items() if layer(m) == "colab" for t in targets
+           if layer(t) not in ("colab", "foundation")]
+    assert not bad, f"lib.colab runs before anything else is installed: {bad}"
+
+
+def test_the_layer_rule_catches_an_upward_import(monkeypatch):
+    import test_lib_layers as this
+    graph = import_graph()
+    graph["lib.render.volume"] = graph["lib.render.volume"] | {"lib.methods.nerf"}
+    monkeypatch.setattr(this, "import_graph", lambda: graph)
+    with pytest.raises(AssertionError, match="lib.render.volume"):
+        this.test_imports_point_down_the_layers()
 
 
 def test_index_names_every_top_level_module():

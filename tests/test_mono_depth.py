@@ -1,9 +1,9 @@
-"""lib.mono_depth: the relative-inverse-depth normaliser, the simulated depth channel, and the
+"""lib.pretrained.depth: the relative-inverse-depth normaliser, the simulated depth channel, and the
 transformers path on a tiny, randomly initialised Depth Anything saved locally (no network)."""
 import pytest
 import torch
 
-from lib.mono_depth import depth_channel, estimate_depth, load_depth_estimator, relative_inverse_depth
+from lib.pretrained.depth import depth_channel, estimate_depth, load_depth_estimator, relative_inverse_depth
 
 
 def _depth_maps(shape, seed=0):

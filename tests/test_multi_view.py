@@ -1,10 +1,10 @@
-"""lib.models.multi_view and the multi-view half of lib.recon: order invariance, shapes, pose width,
+"""lib.models.multi_view and the multi-view half of lib.methods.recon: order invariance, shapes, pose width,
 KL annealing, the VAE-GAN step, colour targets, learning, errors. (Its losses: tests/test_losses.py.)"""
 
 import pytest
 import torch
 
-from lib import recon
+from lib.methods import recon
 from lib.losses import colored_chamfer
 from lib.models import multi_view as mv
 

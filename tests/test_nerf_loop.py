@@ -1,4 +1,4 @@
-"""lib.nerf_loop: the rays of a set of views, the standard renderer, the training step (and that it
+"""lib.methods.nerf: the rays of a set of views, the standard renderer, the training step (and that it
 learns and resumes under lib.train.fit), and the evaluation of held-out views."""
 import math
 
@@ -8,7 +8,7 @@ import torch
 from lib import cameras
 from lib.metrics import psnr, ssim
 from lib.models.nerf import BoxDensity
-from lib.nerf_loop import evaluate_views, make_nerf_step, training_rays, volume_renderer
+from lib.methods.nerf import evaluate_views, make_nerf_step, training_rays, volume_renderer
 from lib.render.volume import volume_render
 from lib.train import fit
 

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from lib.dreamfusion import render_turntable
-from lib.guidance import Guide, TimestepSchedule, view_prompt, view_prompts
-from lib.lift_eval import (field_mesh, field_view_points, ground_truth_views, measure_lift_runs, novel_view_psnr,
+from lib.methods.dreamfusion import render_turntable
+from lib.guidance.guide import Guide
+from lib.guidance.sds import TimestepSchedule
+from lib.prompts import view_prompt, view_prompts
+from lib.methods.neuralift.scoring import (field_mesh, field_view_points, ground_truth_views, measure_lift_runs, novel_view_psnr,
                            shape_chamfer)
 from lib.losses import depth_ranking_loss, feature_cosine_loss
 from lib.metrics import masked_psnr
-from lib.neuralift import (LiftConfig, dreamfusion_field, lift_inputs, make_lift_step, procedural_lift_input,
+from lib.methods.neuralift.lift import (LiftConfig, dreamfusion_field, lift_inputs, make_lift_step, procedural_lift_input,
                            reference_rays)
 from lib.primitives import ico_sphere
 from lib.train import fit
@@ -226,7 +228,7 @@ def test_field_mesh_and_view_chamfer_on_a_known_sphere():
 
 def test_clip_encoder_is_differentiable_and_reports_missing_models(tmp_path, monkeypatch):
     transformers = pytest.importorskip("transformers")
-    from lib.clip_encoder import load_clip_encoder
+    from lib.pretrained.clip import load_clip_encoder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = transformers.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -261,7 +263,7 @@ def test_measure_lift_runs_covers_the_grid():
 def test_load_lift_image_from_files(tmp_path):
     import imageio.v3 as iio
 
-    from lib.neuralift import load_lift_image
+    from lib.methods.neuralift.lift import load_lift_image
 
     rgba = np.zeros((40, 60, 4), np.uint8)  # wider than tall: centre-cropped to 40 x 40
     rgba[10:30, 20:40] = (0, 255, 0, 255)
@@ -282,7 +284,7 @@ def test_load_lift_image_from_files(tmp_path):
 
 
 def test_surface_level():
-    from lib.lift_eval import surface_level
+    from lib.methods.neuralift.scoring import surface_level
 
     cfg = LiftConfig(n_samples=24, bound=0.5)
     sigma = surface_level(cfg, 0.2)

@@ -1,5 +1,5 @@
 """PointNet and DGCNN (lib.models.pointnet, lib.models.dgcnn), PointNet's orthogonality penalty
-(lib.losses), point-cloud training (lib.point_train) and evaluation (lib.point_eval).
+(lib.losses), point-cloud training (lib.methods.points.train) and evaluation (lib.methods.points.evaluate).
 
 Checked numerically: permutation invariance / equivariance, a brute-force k-NN reference for
 DGCNN's edge features, hand-worked penalty values and reports, learning on tiny separable toys,
@@ -12,11 +12,11 @@ from torch import nn
 from lib.losses import orthogonality_penalty
 from lib.models.dgcnn import DGCNN, DGCNNConfig, EdgeConv, edge_features
 from lib.models.pointnet import PointNet, PointNetConfig, TNet, mlp_head, shared_mlp
-from lib.point_eval import (classification_report, majority_label, nearest_mean_classify, point_count_sweep,
+from lib.methods.points.evaluate import (classification_report, majority_label, nearest_mean_classify, point_count_sweep,
                             position_prior_segment, predict_labels, rotation_sweep, score, segmentation_report,
                             shape_descriptor)
-from lib.point_ops import random_rotations
-from lib.point_train import check_point_labels, make_point_step, random_point_subsets, take_points
+from lib.methods.points.augment import random_rotations
+from lib.methods.points.train import check_point_labels, make_point_step, random_point_subsets, take_points
 from lib.train import fit
 
 

@@ -1,4 +1,5 @@
-"""lib.point_ops (farthest point sampling, rotations, augmentations), k-NN in feature space through
+"""Point-cloud operations: lib.geometry.farthest_point_sample, lib.methods.points.augment (rotations,
+augmentations), k-NN in feature space through
 lib.losses.nearest_neighbors, and the classification/segmentation metrics of lib.metrics."""
 import itertools
 
@@ -8,7 +9,8 @@ import torch
 from lib.losses import nearest_neighbors
 from lib.metrics import confusion_matrix, part_miou, per_class_accuracy
 from lib.cameras import rotation
-from lib.point_ops import augment_points, axis_rotation, farthest_point_sample, random_rotations, rotate_points
+from lib.geometry import farthest_point_sample
+from lib.methods.points.augment import augment_points, random_rotations, rotate_points
 
 
 def brute_force_fps(pts, n, start=0):
@@ -57,16 +59,16 @@ def test_knn_in_feature_space_matches_brute_force():
         nearest_neighbors(feats, feats[..., :3])
 
 
-def test_axis_rotation_and_random_rotations_are_rotations():
+def test_batched_rotation_and_random_rotations_are_rotations():
     torch.testing.assert_close(rotate_points(torch.tensor([[1.0, 0.0, 0.0]]), 90.0),
                                torch.tensor([[0.0, 0.0, -1.0]]), atol=1e-6, rtol=0)
     torch.testing.assert_close(rotate_points(torch.tensor([[0.0, 1.0, 0.0]]), 90.0, axis="x"),
                                torch.tensor([[0.0, 0.0, 1.0]]), atol=1e-6, rtol=0)  # up tips forwards
-    for axis in "xyz":  # the batched matrices are lib.cameras.rotation's
-        R = axis_rotation(torch.tensor([30.0, -75.0]), axis)
+    for axis in "xyz":  # a tensor of angles gives the stack of lib.cameras.rotation's matrices
+        R = rotation(axis, torch.tensor([30.0, -75.0]))
         torch.testing.assert_close(R, torch.stack([rotation(axis, 30.0), rotation(axis, -75.0)]), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="axis"):
-        axis_rotation(10.0, "w")
+        rotate_points(torch.zeros(2, 3), 10.0, axis="w")
     pts = torch.rand(3, 5, 3)
     per_cloud = rotate_points(pts, torch.tensor([0.0, 90.0, 180.0]), axis="z")
     torch.testing.assert_close(per_cloud[1], rotate_points(pts[1], 90.0, axis="z"))
@@ -76,7 +78,7 @@ def test_axis_rotation_and_random_rotations_are_rotations():
     assert R[:, 1, 1].min() < 0.5  # not only about the up axis
     U = random_rotations(8, torch.Generator().manual_seed(0), up_only=True)
     torch.testing.assert_close(U[:, 1], torch.tensor([0.0, 1.0, 0.0]).expand(8, 3))  # y is kept
-    torch.testing.assert_close(axis_rotation(torch.tensor([0.0, 360.0])), torch.eye(3).expand(2, 3, 3), atol=1e-6,
+    torch.testing.assert_close(rotation("y", torch.tensor([0.0, 360.0])), torch.eye(3).expand(2, 3, 3), atol=1e-6,
                                rtol=0)
 
 

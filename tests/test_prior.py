@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer, load_prior
-from lib.guidance import VIEW_WORDS, sds_loss, view_word
-from lib.prior import (make_prior, prior_dataset, prior_loss, prior_noise_pred_fn, prior_text_encode_fn,
-                       prior_vocabulary, train_prior)
+from lib.guidance.sds import sds_loss
+from lib.prompts import VIEW_WORDS, view_word
+from lib.guidance.prior import prior_noise_pred_fn, prior_text_encode_fn
+from lib.methods.offline_prior import make_prior, prior_dataset, prior_loss, prior_vocabulary, train_prior
 from tools import train_prior as train_prior_tool
 
 TINY = dict(image_size=16, channels=(8, 16), cross_attention_dim=16, classes=("chair", "car"))

@@ -283,10 +283,10 @@ _LOAD_OFFLINE = r"""
 import json, torch, torchvision
 from diffusers import StableDiffusionPipeline
 from transformers import CLIPTokenizer
-from lib.clip_encoder import load_clip_encoder
-from lib.guidance import load_guide
+from lib.pretrained.clip import load_clip_encoder
+from lib.guidance.load import load_guide
 from lib.guidance.stable_diffusion import SD_MODEL_IDS
-from lib.mono_depth import estimate_depth, load_depth_estimator
+from lib.pretrained.depth import estimate_depth, load_depth_estimator
 from lib.models.single_view import ResNet18Encoder
 
 torch.manual_seed(0)

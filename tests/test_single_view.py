@@ -1,4 +1,4 @@
-"""Single-view reconstruction (lib.models.single_view, the single-view half of lib.recon): decoder
+"""Single-view reconstruction (lib.models.single_view, the single-view half of lib.methods.recon): decoder
 shapes, input checks, the batched mesh sampler, the mean-shape baseline, the F-score evaluation,
 and kill-and-resume of a short training run. (That each decoder beats the baseline on held-out
 chairs is asserted on notebook 03's recorded metrics, tests/expectations.json.)"""
@@ -7,7 +7,7 @@ import torch
 
 from lib.models.single_view import ResNet18Encoder, SingleViewModel
 from lib.geometry import sample_surface_batched
-from lib.recon import MeanShapeBaseline, evaluate_single_view, make_single_view_step
+from lib.methods.recon import MeanShapeBaseline, evaluate_single_view, make_single_view_step
 from lib.primitives import box, ico_sphere
 from lib.train import fit
 

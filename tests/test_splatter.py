@@ -1,4 +1,4 @@
-"""Splatter Image: lib.models.splatter (the U-Net and its per-pixel Gaussians) and lib.splatter_train
+"""Splatter Image: lib.models.splatter (the U-Net and its per-pixel Gaussians) and lib.methods.splatter_image
 (pixel geometry, baselines, the training step and the evaluation)."""
 import functools
 
@@ -12,7 +12,7 @@ from lib.quaternion import quat_to_rotmat
 from lib.render.gaussians import eval_sh
 from lib.render.gaussians.pixel import pixel_gaussians
 from lib.render.gaussians.sh import rotate_sh1
-from lib.splatter_train import (evaluate_mean_image, evaluate_splatter, flat_card, input_channels,
+from lib.methods.splatter_image import (evaluate_mean_image, evaluate_splatter, flat_card, input_channels,
                                 make_splatter_step, render_predictions)
 from lib.train import fit
 

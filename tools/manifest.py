@@ -13,7 +13,9 @@ import hashlib
 import sys
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+from lib.fileio import ASSETS_DIR
+
+ASSETS = ASSETS_DIR
 HEADER = """# assets/MANIFEST: sha256, size in bytes and path (relative to assets/) of every committed asset file.
 # Written by `python -m tools.manifest`; checked by tests/test_assets.py and `python -m tools.manifest --check`.
 # prior/: the offline diffusion prior of notebook 07 (tools/train_prior.py; command and log in

@@ -1,8 +1,8 @@
 """Train the offline judge (``lib.models.judge.Judge``) and save it with save_pretrained.
 
-Renders a training set and a held-out test set (``lib.judge.judge_dataset``; the training data
+Renders a training set and a held-out test set (``lib.methods.judge.judge_dataset``; the training data
 seed 123 differs from the prior's seed 0, and the test seed 999 from both, so the judge never sees
-the prior's training renders), trains the judge (``lib.judge.train_judge``), logs its held-out
+the prior's training renders), trains the judge (``lib.methods.judge.train_judge``), logs its held-out
 class and view-word accuracy, and writes ``--out`` atomically: everything goes to a temporary
 sibling folder first, renamed onto ``--out`` only when complete (an existing ``--out`` is
 replaced). Layout: ``config.json`` + ``model.safetensors`` (``Judge.save_pretrained``),
@@ -55,7 +55,7 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     import torch
 
-    from lib.judge import judge_accuracy, judge_dataset, train_judge
+    from lib.methods.judge import judge_accuracy, judge_dataset, train_judge
     from lib.models.judge import Judge, JudgeConfig
     from tools.provenance import RunLog, save_with_provenance
     out = Path(args.out).resolve()

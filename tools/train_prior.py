@@ -1,7 +1,7 @@
-"""Train the offline text-conditioned diffusion prior (``lib.prior``) and save it with save_pretrained.
+"""Train the offline text-conditioned diffusion prior (``lib.methods.offline_prior``) and save it with save_pretrained.
 
-Renders the dataset (``lib.prior.prior_dataset``), builds the model (``lib.prior.make_prior``),
-trains it (``lib.prior.train_prior``), prints a log line every ``--log-every`` steps, and writes
+Renders the dataset (``lib.methods.offline_prior.prior_dataset``), builds the model (``lib.methods.offline_prior.make_prior``),
+trains it (``lib.methods.offline_prior.train_prior``), prints a log line every ``--log-every`` steps, and writes
 the prior into ``--out`` atomically: everything goes to a temporary sibling folder first, which is
 renamed onto ``--out`` only when complete (an existing ``--out`` is replaced). The UNet's weights are
 saved in float16 (3.3 MB instead of 6.5 MB for the default prior). Layout: see
@@ -56,7 +56,7 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     import torch
 
-    from lib.prior import count_parameters, make_prior, prior_dataset, train_prior
+    from lib.methods.offline_prior import count_parameters, make_prior, prior_dataset, train_prior
     from tools.provenance import RunLog, save_with_provenance
     out = Path(args.out).resolve()
     log = RunLog()

@@ -113,7 +113,7 @@ def sv_model(kind: str, size: int, data: dict):
 
 def sv_train_unit(kind: str, size: int, batch: int):
     """One step of ``train(kind, ...)`` (sections 5 and 10): a batch of views, loss, backward, Adam."""
-    from lib import recon
+    from lib.methods import recon
 
     data = fake_split(size)
     model = sv_model(kind, size, data)
@@ -124,7 +124,7 @@ def sv_train_unit(kind: str, size: int, batch: int):
 
 def sv_eval_unit(kind: str, size: int):
     """One batch (8 chairs x 4 views) of ``evaluate_single_view`` of section 6's ``kind`` model."""
-    from lib import recon
+    from lib.methods import recon
 
     data = fake_split(size, EVAL_BATCH // len(EVAL_VIEWS))
     model = sv_model(kind, size, data).eval()
@@ -150,7 +150,7 @@ def features_unit(size: int):
 def sweep_unit(size: int, batch: int):
     """One step of section 7's sweep: a mesh decoder trained on cached encoder features (the step
     still gathers its batch's images, unused)."""
-    from lib import recon
+    from lib.methods import recon
     from lib.models import single_view as sv
 
     data = fake_split(size)
@@ -164,7 +164,7 @@ def sweep_unit(size: int, batch: int):
 
 def sweep_eval_unit():
     """One batch of the sweep's evaluation: the decoder on cached test features, mesh F-scores."""
-    from lib import recon
+    from lib.methods import recon
     from lib.models import single_view as sv
 
     data = fake_split(32, EVAL_BATCH // len(EVAL_VIEWS))
@@ -193,7 +193,8 @@ def classes_data_unit(size: int):
 
 def colour_unit(size: int):
     """Section 12's colour targets of one chair: its 2048 surface points seen in its six views."""
-    from lib import geometry, recon
+    from lib import geometry
+    from lib.methods import recon
     from lib.data import r2n2
     from lib.data.r2n2 import load_mesh
 
@@ -257,7 +258,7 @@ def mv_point_eval_unit(size: int, pointnet: dict):
 def vaegan_unit(size: int, vaegan: dict, batch: int, n_views: int):
     """One step of ``train_vaegan(n_views, use_pose=True)`` of section 18: random views of a batch
     of chairs, a discriminator update, then an encoder + generator update."""
-    from lib import recon
+    from lib.methods import recon
     from lib.models import multi_view as mv
 
     d, g = fake_split(size), torch.Generator().manual_seed(0)

@@ -24,7 +24,7 @@ import torch
 from benchmarks.t4_budget.measure import Part
 from lib import cameras
 from lib.models.nerf import NeRFConfig, NeRFField
-from lib.nerf_loop import make_nerf_step, training_rays, volume_renderer
+from lib.methods.nerf import make_nerf_step, training_rays, volume_renderer
 from lib.render.occupancy import OccupancyGrid, render_with_grid
 
 USES_SD = False
@@ -48,7 +48,7 @@ def share(n: int, per_item: int, budget: int) -> int:
 
 def lego_views(n: int, size: int, seed: int = 0) -> dict:
     """``n`` random views of the lego's shape: (n, size, size, 3) images, cameras on the upper
-    half of a sphere of radius ``LEGO_DISTANCE`` looking at the origin (``lib.nerf_loop``'s dict)."""
+    half of a sphere of radius ``LEGO_DISTANCE`` looking at the origin (``lib.methods.nerf``'s dict)."""
     g = torch.Generator().manual_seed(seed)
     poses = cameras.orbit_poses(torch.rand(n, generator=g) * 360, 10 + torch.rand(n, generator=g) * 70,
                                 LEGO_DISTANCE)
@@ -96,7 +96,7 @@ def new_field(S: dict, **changes) -> NeRFField:
 
 
 def train_unit(S: dict, views: dict, n_rays: int, make_render, steps: int, **changes):
-    """build() of one training unit: ``lib.nerf_loop.make_nerf_step`` on ``n_rays`` rays, with the
+    """build() of one training unit: ``lib.methods.nerf.make_nerf_step`` on ``n_rays`` rays, with the
     notebook's optimizer and schedule; ``make_render()`` gives the render function."""
     def build():
         field = new_field(S, **changes)

@@ -23,7 +23,7 @@ from benchmarks.t4_budget.measure import Part
 from benchmarks.t4_budget.nb04 import lego_views, share
 from lib.losses import eikonal_loss
 from lib.models.sdf import SDFNetwork
-from lib.nerf_loop import make_nerf_step, training_rays, volume_renderer
+from lib.methods.nerf import make_nerf_step, training_rays, volume_renderer
 from lib.render.sdf_density import volsdf_field
 from lib.render.surface import sdf_gradient
 
@@ -61,7 +61,7 @@ def pc_unit(S: dict):
 
 
 def volsdf_unit(S: dict, n_rays: int, n_samples: int):
-    """build() of one VolSDF unit (cell 45's ``train_volsdf``): ``lib.nerf_loop.make_nerf_step`` on
+    """build() of one VolSDF unit (cell 45's ``train_volsdf``): ``lib.methods.nerf.make_nerf_step`` on
     ``n_rays`` rays with the eikonal term at ``n_rays // 2`` random points of the scene box."""
     def build():
         torch.manual_seed(0)

@@ -41,12 +41,12 @@ from benchmarks.t4_budget.measure import Part
 from lib import cameras
 from lib.data import srn, truck
 from lib.data.still_life import scene_points
-from lib.gaussian_train import (Densifier, DensifyConfig, GaussianTrainConfig, camera_extent, make_gaussian_step,
+from lib.methods.gaussian_splatting import (Densifier, DensifyConfig, GaussianTrainConfig, camera_extent, make_gaussian_step,
                                 make_optimizer)
 from lib.models.gaussians import GaussianModel
 from lib.models.splatter import SplatterConfig, SplatterImage
 from lib.render import gaussians as gs
-from lib.splatter_train import evaluate_splatter, flat_card, input_channels, make_splatter_step
+from lib.methods.splatter_image import evaluate_splatter, flat_card, input_channels, make_splatter_step
 
 USES_SD = False
 
@@ -232,7 +232,7 @@ def depth_unit(S: dict, sizes: str):
     """build() of ``estimate_depth`` on one image (the network at batch 1: a batch of 8 at 518 px
     takes about a minute here)."""
     def build():
-        from lib.mono_depth import estimate_depth
+        from lib.pretrained.depth import estimate_depth
 
         estimator = depth_anything(sizes)
         image = torch.rand(1, S["SRN_IMAGE"], S["SRN_IMAGE"], 3)

@@ -1,6 +1,6 @@
 """Notebook 07 (score distillation) in full mode: Stable Diffusion 1.5 guides every section.
 
-Each part builds what the notebook builds (``lib.sds_steps``, ``lib.dreamfusion``, the
+Each part builds what the notebook builds (``lib.methods.sds``, ``lib.methods.dreamfusion``, the
 ``sd_guide`` Guide of ``benchmarks/t4_budget/sd.py``) with the notebook's arguments and runs one
 unit of it on the CPU in float32. A unit is one image or one view where the notebook batches
 several into one step (section 2's 19 images, section 3's 4 views): the UNet and the VAE cost the
@@ -47,8 +47,8 @@ def _image_sds(S):
     """Section 2 for one image: ``make_image_sds_step`` on one latent image (the notebook's batch
     has ``image_count`` of them, each with its own prompt and scale: one CFG UNet call each)."""
     from benchmarks.t4_budget.sd import sd15_guide
-    from lib.guidance import TimestepSchedule
-    from lib.sds_steps import TensorState, make_image_sds_step
+    from lib.guidance.sds import TimestepSchedule
+    from lib.methods.sds import TensorState, make_image_sds_step
 
     guide = sd15_guide()
     g = torch.Generator().manual_seed(SEED)
@@ -72,8 +72,8 @@ def _texture_sds(S):
     512, VAE-encode with gradients, CFG UNet call, backward through the VAE encoder)."""
     from benchmarks.t4_budget.sd import sd15_guide
     from lib.data.srn import srn_intrinsics
-    from lib.guidance import TimestepSchedule
-    from lib.sds_steps import TensorState, make_texture_sds_step
+    from lib.guidance.sds import TimestepSchedule
+    from lib.methods.sds import TensorState, make_texture_sds_step
 
     guide, mesh = sd15_guide(), _mesh()
     colors = TensorState(torch.full((len(mesh.verts), 3), 0.5))
@@ -88,7 +88,7 @@ def _texture_sds(S):
 def _dreamfusion(S, view_dependent: bool):
     """Sections 4 and 5: one ``make_dreamfusion_step`` as the notebook's ``dreamfusion(...)`` makes it."""
     from benchmarks.t4_budget.sd import sd15_guide
-    from lib.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step
+    from lib.methods.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step
 
     def build():
         cfg = DreamFusionConfig(prompt=f"a {PROMPT_CLASS}", view_dependent=view_dependent, steps=S["DF_STEPS"],
@@ -116,14 +116,14 @@ def _decode(S):
 
 
 def _denoising_error(S):
-    """Section 3's score: ``lib.sds_steps.denoising_error`` of one view (VAE encode, one conditional
+    """Section 3's score: ``lib.methods.sds.denoising_error`` of one view (VAE encode, one conditional
     UNet call); the notebook scores 3 sets of N_EVAL_VIEWS views."""
     from benchmarks.t4_budget.sd import sd15_guide
     from lib.cameras import orbit_poses
     from lib.data.srn import srn_intrinsics
-    from lib.guidance import view_prompt
+    from lib.prompts import view_prompt
     from lib.render.texture import render_vertex_colors
-    from lib.sds_steps import denoising_error
+    from lib.methods.sds import denoising_error
 
     guide, mesh = sd15_guide(), _mesh()
     c2w = orbit_poses(torch.tensor([22.5]), 20.0, 1.3)

@@ -5,9 +5,9 @@ Its real data is the assignment's ``a5_data.zip``: 10 000 points per cloud, thre
 splits hold ``CLS_TEST`` and ``SEG_TEST`` clouds. Here the clouds are random points of that shape:
 a step's cost depends on the batch, the points and the network, not on where the points are.
 
-Every training unit is one step of ``lib.point_train.make_point_step`` (forward, backward, Adam)
+Every training unit is one step of ``lib.methods.points.train.make_point_step`` (forward, backward, Adam)
 with the notebook's network settings (``POINTNET``, ``DGCNN_CLS``, ``DGCNN_SEG``). Evaluation
-units are forward passes of 16 clouds (``lib.point_eval``'s batch): section 3-5's scores and sweeps
+units are forward passes of 16 clouds (``lib.methods.points.evaluate``'s batch): section 3-5's scores and sweeps
 of the four PointNets (seven rotations each at ``N_POINTS``; the point-count sweep of the two
 plain ones, ``COUNTS``), and section 6's DGCNN scores; every evaluation is costed with the
 segmentation network, whose per-point head makes it the dearer (an upper bound).
@@ -22,7 +22,7 @@ import torch
 from benchmarks.t4_budget.measure import Part
 from lib.models.dgcnn import DGCNN, DGCNNConfig
 from lib.models.pointnet import PointNet, PointNetConfig
-from lib.point_train import make_point_step
+from lib.methods.points.train import make_point_step
 
 USES_SD = False
 
@@ -31,7 +31,7 @@ POOL = 64  # training clouds the timed step draws from (a step's cost does not d
 FULL_POINTS = 10_000  # points per cloud in the data
 COUNTS = (10_000, 1000, 500, 100, 50)  # section 5's point-count sweep
 ROTATIONS = 7  # section 5's six tilts and one random SO(3) rotation
-EVAL_BATCH = 16  # lib.point_eval's batch
+EVAL_BATCH = 16  # lib.methods.points.evaluate's batch
 
 
 def _model(S: dict, arch: str, task: str) -> torch.nn.Module:

@@ -1,8 +1,8 @@
 """Notebook 09 (NeuralLift) in full mode: Stable Diffusion 1.5 for SDS, CLIP ViT-B/32 for the CLIP loss.
 
 Each part builds what the notebook's ``train_stage`` (sections 2-5) or ``sweep_run`` (section 7)
-builds: ``lib.neuralift.make_lift_step`` with the notebook's ``LiftConfig``, the ``sd_guide`` Guide
-of ``benchmarks/t4_budget/sd.py`` and ``lib.clip_encoder.load_clip_encoder`` over a random-weight
+builds: ``lib.methods.neuralift.lift.make_lift_step`` with the notebook's ``LiftConfig``, the ``sd_guide`` Guide
+of ``benchmarks/t4_budget/sd.py`` and ``lib.pretrained.clip.load_clip_encoder`` over a random-weight
 ViT-B/32 (LAION's config, saved to a temporary folder and loaded by lib's own loader). The input
 is the procedural chair (``IMAGE_PATH = None``) with its simulated depth estimate in place of
 Depth Anything's (same shape, so the same cost).
@@ -38,7 +38,7 @@ REF_AZIMUTH, REF_ELEVATION = 30.0, 15.0
 N_EVAL = 5  # EVAL_AZIMUTHS
 STAGES = {"ref_only": dict(rank_weight=0.0, sds_weight=0.0, clip_weight=0.0),  # train_stage(name, **overrides)
           "rank": dict(sds_weight=0.0, clip_weight=0.0), "sds": dict(clip_weight=0.0), "full": {}}
-# LAION's ViT-B/32 (lib.clip_encoder.CLIP_MODELS[0]): vision tower and projection
+# LAION's ViT-B/32 (lib.pretrained.clip.CLIP_MODELS[0]): vision tower and projection
 CLIP_B32 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                 image_size=224, patch_size=32, projection_dim=512, hidden_act="gelu", layer_norm_eps=1e-5)
 
@@ -51,7 +51,7 @@ def clip_encoder():
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
         from transformers.utils import logging
 
-        from lib.clip_encoder import load_clip_encoder
+        from lib.pretrained.clip import load_clip_encoder
         folder = tempfile.mkdtemp(prefix="clip_b32_")
         try:
             torch.manual_seed(0)
@@ -71,7 +71,7 @@ def _from_mid_training(step, steps: int):
 
 
 def _config(S, steps, **overrides):
-    from lib.neuralift import LiftConfig
+    from lib.methods.neuralift.lift import LiftConfig
     return LiftConfig(prompt=PROMPT, image_size=S["SIZE"], steps=steps, guidance_scale=GUIDANCE,
                       views_per_step=S["VIEWS"], ref_azimuth=REF_AZIMUTH, ref_elevation=REF_ELEVATION, seed=SEED,
                       **S["FIELD"], **{"ref_rays": S["REF_RAYS"], **WEIGHTS, **overrides})
@@ -80,7 +80,7 @@ def _config(S, steps, **overrides):
 def _lift_step(cfg, ref_size: int, with_optimizer: bool = True):
     """One ``make_lift_step`` as the notebook makes it; the Guide and CLIP only when a weight uses them
     (``make_lift_step`` touches neither otherwise)."""
-    from lib.neuralift import dreamfusion_field, make_lift_step, procedural_lift_input, reference_rays
+    from lib.methods.neuralift.lift import dreamfusion_field, make_lift_step, procedural_lift_input, reference_rays
 
     inp = procedural_lift_input("chair", seed=SEED, image_size=ref_size, azimuth=REF_AZIMUTH, elevation=REF_ELEVATION)
     guide = encode = ref_features = None
@@ -119,8 +119,8 @@ def _sweep(S):
 def _render(S):
     """``render_turntable`` of one view at SIZE px (no gradients), as for every picture and score of
     sections 2-6 (the field's weights do not change the cost)."""
-    from lib.dreamfusion import render_turntable
-    from lib.neuralift import dreamfusion_field
+    from lib.methods.dreamfusion import render_turntable
+    from lib.methods.neuralift.lift import dreamfusion_field
 
     cfg = _config(S, S["STEPS"])
     field = dreamfusion_field(cfg).eval()

@@ -8,7 +8,7 @@ configs (``unet/config.json``, ``vae/config.json``, ``text_encoder/config.json``
 downloaded: random weights change no tensor's shape, so the time is the same.
 
 :func:`sd15_pipeline` assembles them into a ``StableDiffusionPipeline`` as
-``lib.guidance.load_stable_diffusion`` returns it (frozen, eval mode), and :func:`sd15_guide` passes
+``lib.guidance.stable_diffusion.load_stable_diffusion`` returns it (frozen, eval mode), and :func:`sd15_guide` passes
 it to ``lib.guidance.stable_diffusion.sd_guide``: the very ``Guide`` the notebooks get from
 ``load_guide("stable diffusion")`` in full mode. The tokenizer is a ``CLIPTokenizer`` over the
 byte-level alphabet only (CLIP's first 512 tokens, no merges; the vocabulary files are not

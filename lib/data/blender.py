@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from lib.cameras import image_hw, from_pytorch3d_ndc
-from lib.data.images import check_image, resize_images
+from lib.images import check_image, resize_images
 
 SPLITS = ("train", "val", "test")
 LEGO_ANGLE_X = 0.6911112070083618  # camera_angle_x of nerf_synthetic/lego

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import image_hw, check_pose, intrinsics_from_fov, orbit_poses
-from lib.data.images import check_image, resize_images
+from lib.images import check_image, resize_images
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
 from lib.render.zbuffer import rasterize, render_views

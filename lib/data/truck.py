@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from lib.cameras import check_pose, from_pytorch3d_ndc, world_to_camera
-from lib.data.images import check_image
+from lib.images import check_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 N_TEST_SPLITS = 7  # linspace(0, N, 7)[1:-1]: five evenly spread held-out views

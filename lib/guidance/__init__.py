@@ -1,32 +1,20 @@
-"""Guidance: a 2D diffusion model as the prior for 3D (score distillation, notebook 07).
+"""Guidance: a 2D diffusion model as the prior for 3D (score distillation, notebooks 07 and 09).
 
-- :mod:`lib.guidance.sds`: timestep sampling and annealing (:class:`TimestepSchedule`), and
-  :func:`sds_loss`, the SDS loss as a pure function of a noise-prediction callable
+Import from the module that defines a name (this package re-exports nothing):
+
+- :mod:`lib.guidance.sds`: timestep sampling and annealing (``TimestepSchedule``), forward noising
+  (``add_noise``) and ``sds_loss``, the SDS loss as a pure function of a noise-prediction callable
   ``noise_pred_fn(x_t, t, embeddings) -> eps_hat``, so Stable Diffusion and the course's small
   offline prior plug in the same way.
-- :mod:`lib.guidance.prompts`: :func:`view_prompt` (view-dependent prompts from a camera's
-  azimuth/elevation, one documented rule), :func:`validate_prompt`, and
-  :class:`TextEmbeddingCache` (each prompt encoded once, the encoder freed afterwards).
-- :mod:`lib.guidance.guide`: :class:`Guide`, what score distillation needs from a model (noise
-  predictor, text cache, schedule, images <-> model space), built by ``lib.prior.prior_guide``
-  offline or :func:`sd_guide` on Colab.
-- :mod:`lib.guidance.load`: :func:`load_guide`, either guide by name.
-- :mod:`lib.guidance.stable_diffusion`: :func:`load_stable_diffusion` (a list of model ids tried in
-  order, a local folder first) and the small adapters :func:`sd_noise_pred_fn`,
-  :func:`sd_text_encode_fn`, :func:`encode_images`, :func:`decode_latents`. diffusers is imported
-  lazily, only by the loader.
-"""
-from lib.guidance.guide import Guide
-from lib.guidance.load import GUIDES, load_guide
-from lib.guidance.prompts import (VIEW_WORDS, TextEmbeddingCache, validate_prompt, view_prompt, view_prompts,
-                                  view_word)
-from lib.guidance.sds import (ANNEALS, T_MAX, T_MIN, WEIGHTINGS, TimestepSchedule, sample_timesteps,
-                              sds_loss)
-from lib.guidance.stable_diffusion import (SD_MODEL_IDS, decode_latents, encode_images,
-                                           load_stable_diffusion, sd_guide, sd_noise_pred_fn,
-                                           sd_text_encode_fn)
+- :mod:`lib.guidance.guide`: ``Guide``, what score distillation needs from a model (noise
+  predictor, text cache, schedule, images <-> model space), and ``TextEmbeddingCache`` (each prompt
+  encoded once, the encoder freed afterwards).
+- :mod:`lib.guidance.prior`: the course's offline prior as a Guide (``prior_guide``, ``PRIOR_DIR``).
+- :mod:`lib.guidance.stable_diffusion`: ``load_stable_diffusion`` (a list of model ids tried in
+  order, a local folder first), ``sd_guide`` and the small adapters ``sd_noise_pred_fn``,
+  ``sd_text_encode_fn``, ``encode_images``, ``decode_latents``; diffusers is imported lazily.
+- :mod:`lib.guidance.load`: ``load_guide``, either guide by name.
 
-__all__ = ["GUIDES", "Guide", "load_guide", "sd_guide", "VIEW_WORDS", "TextEmbeddingCache", "validate_prompt", "view_prompt", "view_prompts", "view_word",
-           "ANNEALS", "T_MAX", "T_MIN", "WEIGHTINGS", "TimestepSchedule", "sample_timesteps",
-           "sds_loss", "SD_MODEL_IDS", "decode_latents", "encode_images", "load_stable_diffusion",
-           "sd_noise_pred_fn", "sd_text_encode_fn"]
+The prompt grammar (view words, view-dependent prompts) is ``lib.prompts``: the prior's data, the
+judge and the guides share it.
+"""

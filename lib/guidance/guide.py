@@ -4,7 +4,7 @@ Score distillation needs four things from a model, and :class:`Guide` holds exac
 notebooks' optimisation code never asks which model it has:
 
 - ``noise_pred_fn(x_t, t, states) -> eps_hat`` for :func:`lib.guidance.sds.sds_loss`;
-- ``embed``: a :class:`lib.guidance.prompts.TextEmbeddingCache` (prompt list -> (B, L, D); "" is
+- ``embed``: a :class:`TextEmbeddingCache` (prompt list -> (B, L, D); "" is
   the unconditional prompt);
 - ``alphas_cumprod`` (N,) of its noise schedule;
 - the way between images and the model's space: ``to_model(images)`` takes renders (B, 3, H, W)
@@ -16,15 +16,18 @@ notebooks' optimisation code never asks which model it has:
 4 x 64 x 64 latents for Stable Diffusion 1.5 at 512 px); optimising an image "directly" means
 optimising a tensor of that shape.
 
-Build one with :func:`lib.guidance.load.load_guide`, or from loaded parts with :func:`lib.prior.prior_guide` (offline)
+Build one with :func:`lib.guidance.load.load_guide`, or from loaded parts with :func:`lib.guidance.prior.prior_guide` (offline)
 or :func:`lib.guidance.stable_diffusion.sd_guide` (Colab).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Tuple
+import gc
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+
+from lib.images import resize_images
 
 
 @dataclass
@@ -53,8 +56,61 @@ def check_images01(images: torch.Tensor, name: str = "images") -> None:
 
 
 def resize_nchw(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 3, size, size) by ``lib.data.images.resize_images``; unchanged if equal."""
-    from lib.data.images import resize_images
+    """(B, 3, H, W) in [0, 1] -> (B, 3, size, size) by ``lib.images.resize_images``; unchanged if equal."""
     if images.shape[-2:] == (size, size):
         return images
     return resize_images(images.permute(0, 2, 3, 1), (size, size)).permute(0, 3, 1, 2)
+
+
+class TextEmbeddingCache:
+    """Encodes each prompt once through ``encode_fn`` and keeps its embedding.
+
+    Args:
+        encode_fn: ``(list[str]) -> (B, L, D)`` float tensor, one row per prompt (e.g.
+            :func:`lib.guidance.stable_diffusion.sd_text_encode_fn`, or the offline prior's tiny
+            encoder).
+
+    ``cache(prompts)`` returns (B, L, D) for a string or a list of strings, calling ``encode_fn``
+    once for the prompts not yet cached (detached, on encode_fn's device and dtype).
+    :meth:`free_encoder` drops the encoder (so its GPU memory can be reclaimed); cached prompts
+    still work afterwards, new ones raise RuntimeError.
+
+    Example:
+        >>> cache = TextEmbeddingCache(lambda ps: torch.ones(len(ps), 3, 4))
+        >>> cache(["a", "b"]).shape, cache("a").shape
+        (torch.Size([2, 3, 4]), torch.Size([1, 3, 4]))
+    """
+
+    def __init__(self, encode_fn: Callable[[List[str]], torch.Tensor]):
+        self.encode_fn: Optional[Callable] = encode_fn
+        self._cache: Dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __contains__(self, prompt: str) -> bool:
+        return prompt in self._cache
+
+    def __call__(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise ValueError("prompts must be a string or a non-empty list of strings, got []")
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if missing:
+            if self.encode_fn is None:
+                raise RuntimeError(f"the text encoder was freed; prompts not cached: {missing}")
+            emb = self.encode_fn(missing)
+            if not torch.is_tensor(emb) or emb.ndim != 3 or emb.shape[0] != len(missing):
+                raise ValueError(f"encode_fn must return ({len(missing)}, L, D), got "
+                                 f"{tuple(emb.shape) if torch.is_tensor(emb) else type(emb)}")
+            for p, e in zip(missing, emb.detach()):
+                self._cache[p] = e
+        return torch.stack([self._cache[p] for p in prompts])
+
+    def free_encoder(self) -> None:
+        """Drop the reference to ``encode_fn`` and, when CUDA is available, empty its cache.
+        (Memory is only returned if nothing else still holds the encoder.)"""
+        self.encode_fn = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -12,7 +12,7 @@ parts and are a few lines each:
 
 - :func:`sd_noise_pred_fn`: the ``noise_pred_fn`` of :func:`lib.guidance.sds.sds_loss` (the
   U-Net on latents with ``encoder_hidden_states``).
-- :func:`sd_text_encode_fn`: the ``encode_fn`` of :class:`lib.guidance.prompts.TextEmbeddingCache`.
+- :func:`sd_text_encode_fn`: the ``encode_fn`` of :class:`lib.guidance.guide.TextEmbeddingCache`.
 - :func:`encode_images` / :func:`decode_latents`: images (B, 3, H, W) in [0, 1] <-> latents
   (B, 4, H/8, W/8) scaled by the VAE's ``config.scaling_factor`` (0.18215 for SD 1.5 and 2.1).
 """
@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence
 import torch
 
 from lib.guidance.guide import check_images01
-from lib.hub import hub_offline, load_first
+from lib.pretrained.hub import hub_offline, load_first
 
 FP16_VARIANT = "fp16"  # the hub repos' half-size weight files (*.fp16.safetensors), tried first
 SD_MODEL_IDS = ("stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -108,7 +108,7 @@ def sd_noise_pred_fn(pipe_or_unet) -> Callable[[torch.Tensor, torch.Tensor, torc
 def sd_text_encode_fn(pipe) -> Callable[[List[str]], torch.Tensor]:
     """``encode_fn(prompts) -> (B, 77, D)`` through the pipeline's tokenizer (padded to its
     ``model_max_length``, truncated) and text encoder (last hidden state), for
-    :class:`lib.guidance.prompts.TextEmbeddingCache`. Use ``""`` for the unconditional embedding.
+    :class:`lib.guidance.guide.TextEmbeddingCache`. Use ``""`` for the unconditional embedding.
     """
     tok, enc = pipe.tokenizer, pipe.text_encoder
 
@@ -144,12 +144,12 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 def sd_guide(pipe, generator: Optional[torch.Generator] = None):
-    """Stable Diffusion as a ``lib.guidance.Guide``: renders in [0, 1] are resized to the VAE's
+    """Stable Diffusion as a ``lib.guidance.guide.Guide``: renders in [0, 1] are resized to the VAE's
     ``sample_size`` (512 for SD 1.5 / 2.1-base) and encoded with gradients (:func:`encode_images`);
     model space is (4, 64, 64) latents; ``from_model`` decodes. The text cache starts empty; call
     ``guide.embed.free_encoder()`` once every prompt is cached to free the text encoder's memory."""
     from lib.guidance.guide import Guide, resize_nchw
-    from lib.guidance.prompts import TextEmbeddingCache
+    from lib.guidance.guide import TextEmbeddingCache
     vae = pipe.vae  # the closures hold the parts, not the pipeline, so that free_encoder() frees the
     size = int(vae.config.sample_size)  # text encoder once nothing else holds the pipeline
     factor = 2 ** (len(vae.config.block_out_channels) - 1)

@@ -7,6 +7,6 @@ One module per family: ``embedding`` (the harmonic embedding NeRF and SDF networ
 ``text_prior`` (the word tokenizer and tiny text encoder of notebook 07's diffusion prior),
 ``judge`` (notebook 07's class + view-word CNN), ``pointnet`` and ``dgcnn`` (notebook 08's point-cloud
 classifiers and part segmenters). Their
-losses are in ``lib.losses``; their training and evaluation helpers in ``lib.recon``,
-``lib.nerf_loop``, ``lib.gaussian_train``, ``lib.splatter_train``, ``lib.point_train`` and ``lib.point_eval``; the SDF-to-density
+losses are in ``lib.losses``; their training and evaluation helpers in ``lib.methods.recon``,
+``lib.methods.nerf``, ``lib.methods.gaussian_splatting``, ``lib.methods.splatter_image``, ``lib.methods.points.train`` and ``lib.methods.points.evaluate``; the SDF-to-density
 transforms in ``lib.render.sdf_density``."""

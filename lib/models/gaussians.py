@@ -5,14 +5,14 @@ Every Gaussian ``i`` has a mean (world), a rotation (a raw wxyz quaternion, norm
 a scale per axis (stored as a log), an opacity (stored as a logit) and a colour as spherical
 harmonics coefficients up to ``max_sh_degree`` (stored as the degree-0 term ``sh_dc`` and the
 rest ``sh_rest``, learned at different rates). Rendering uses the first ``active_sh_degree``
-bands (the training schedule raises it: :mod:`lib.gaussian_train`).
+bands (the training schedule raises it: :mod:`lib.methods.gaussian_splatting`).
 
 Densification changes the number of Gaussians N. The parameters are then resized **in place**
 (:meth:`GaussianModel.resize_`: the same ``nn.Parameter`` objects get new ``.data``), so an
 optimizer keeps pointing at them, and ``load_state_dict`` accepts a state dict with another N
 (so ``lib.train.fit`` can resume after densification: put the model before the optimizer in
 ``fit``'s ``state`` dict). The rules that add and remove Gaussians live in
-:mod:`lib.gaussian_train`.
+:mod:`lib.methods.gaussian_splatting`.
 
 Example (CPU):
     >>> from lib.cameras import intrinsics_from_fov, look_at, world_to_camera
@@ -136,7 +136,7 @@ class GaussianModel(nn.Module):
         """Replace every parameter's rows in place: ``param.data = values[name]`` (same Parameter
         objects, so optimizers keep them; their ``.grad`` is cleared). ``values`` must hold all six
         parameters with one new N and the same trailing shapes (optimizer state is not touched:
-        see :func:`lib.gaussian_train.edit_gaussians`). Call it when no autograd graph through the
+        see :func:`lib.methods.gaussian_splatting.edit_gaussians`). Call it when no autograd graph through the
         parameters is alive (release the loss first): autograd caches a leaf's shape in the graph."""
         if set(values) != set(PARAM_NAMES):
             raise ValueError(f"resize_: `values` must hold exactly {PARAM_NAMES}, got {sorted(values)}")

@@ -4,8 +4,8 @@ Score distillation is scored offline by asking "does this image look like a chai
 a side view?". :class:`Judge` answers both from one image: a three-layer convolutional trunk
 (GroupNorm, ReLU, two 2x max-pools, then a global max-pool) gives a (B, 2w) feature, and two
 linear heads give class logits over ``JudgeConfig.classes`` (``lib.data.shapes.CATEGORIES``) and view
-logits over ``JudgeConfig.views`` (``lib.guidance.VIEW_WORDS``). Training and evaluation are pure
-functions in :mod:`lib.judge`; the committed weights are ``assets/judge`` (made by
+logits over ``JudgeConfig.views`` (``lib.prompts.VIEW_WORDS``). Training and evaluation are pure
+functions in :mod:`lib.methods.judge`; the committed weights are ``assets/judge`` (made by
 ``python -m tools.train_judge``).
 
 Images are (B, 3, H, W) float in [-1, 1] with white = 1, the prior's convention (``2 rgb - 1``),
@@ -30,7 +30,7 @@ from torch import nn
 
 from lib.data.shapes import CATEGORIES
 from lib.fileio import read_module_folder, save_module_folder
-from lib.guidance.prompts import VIEW_WORDS
+from lib.prompts import VIEW_WORDS
 
 RANGE_TOLERANCE = 1e-3  # images may exceed [-1, 1] by this much (float noise of 2 rgb - 1)
 
@@ -42,7 +42,7 @@ class JudgeConfig:
     Attributes:
         image_size: H = W of the input images, pixels (the prior's 32 by default).
         classes: class names, the order of the class logits (default ``lib.data.shapes.CATEGORIES``).
-        views: view words, the order of the view logits (default ``lib.guidance.VIEW_WORDS``).
+        views: view words, the order of the view logits (default ``lib.prompts.VIEW_WORDS``).
         width: w, channels of the first conv layer; the trunk has w, 2w, 2w channels and the
             feature is (B, 2w). Must be a multiple of 8 (GroupNorm with 8 groups).
     """

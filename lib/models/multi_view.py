@@ -12,7 +12,7 @@ the same weights) and one idea: views are combined by a *symmetric* pooling acro
   plus a 3D conv discriminator. The losses (``voxel_bce``, ``kl_divergence``, the GAN losses) are
   in :mod:`lib.losses` (with ``colored_chamfer`` for the point model); the training step
   ``vaegan_step``, the KL schedule ``kl_weight`` and the colour targets ``colors_from_views``
-  are in :mod:`lib.recon`.
+  are in :mod:`lib.methods.recon`.
 
 Shapes: images (B, V, 3, H, W) float in [0, 1]; poses c2w (B, V, 4, 4) in the convention of
 ``lib.cameras``; voxels (B, 32, 32, 32) float {0, 1} indexed [ix, iy, iz]; points world units.

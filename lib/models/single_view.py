@@ -12,7 +12,7 @@ bounding box centred at the origin, diagonal 1, inside [-0.5, 0.5]^3):
 - :class:`MeshDecoder`: an MLP to per-vertex offsets of a level-4 ico-sphere (2562 vertices,
   5120 faces), starting from the sphere itself (the last layer is zero-initialised).
 
-Training, evaluation and the mean-shape baseline are in :mod:`lib.recon`.
+Training, evaluation and the mean-shape baseline are in :mod:`lib.methods.recon`.
 
 Example (CPU):
     >>> model = SingleViewModel("mesh", image_size=64)

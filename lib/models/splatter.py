@@ -22,7 +22,7 @@ view this reproduces the input image (the paper, too, starts its heads from chos
 scales, a set opacity, zero offsets), so training starts from the flat-card baseline.
 
 Images are channels-last as everywhere in the course: ``(B, H, W, C_in)`` float in [0, 1]; channel
-3, when ``in_channels == 4``, is the relative inverse depth of :func:`lib.mono_depth.depth_channel`.
+3, when ``in_channels == 4``, is the relative inverse depth of :func:`lib.pretrained.depth.depth_channel`.
 
 Example (CPU):
     >>> from lib.cameras import intrinsics_from_fov, orbit_poses

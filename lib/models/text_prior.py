@@ -1,10 +1,10 @@
 """The offline prior's text side: a word tokenizer, a tiny text encoder, and the prior's loader.
 
-The prior (``lib.prior``, trained by ``tools/train_prior.py``) is a diffusers
+The prior (``lib.methods.offline_prior``, trained by ``tools/train_prior.py``) is a diffusers
 ``UNet2DConditionModel`` + ``DDPMScheduler`` conditioned on short prompts ("a chair, side view")
 through :class:`TinyTextEncoder`, which plays the role of a CLIP text encoder: token ids (B, L) in,
 hidden states (B, L, D) out, fed to the UNet as ``encoder_hidden_states``. No hub tokenizer: the
-vocabulary is a fixed word list (``lib.prior.prior_vocabulary``).
+vocabulary is a fixed word list (``lib.methods.offline_prior.prior_vocabulary``).
 
 A saved prior is one folder::
 

@@ -45,7 +45,7 @@ def write_photo(path, seed: int = 0, size: int = 96) -> Path:
     import imageio.v3 as iio
     import numpy as np
 
-    from lib.neuralift import procedural_lift_input
+    from lib.methods.neuralift.lift import procedural_lift_input
     from lib.viz import to_uint8
 
     inp = procedural_lift_input("chair", seed=seed, image_size=size, azimuth=40.0, elevation=10.0)

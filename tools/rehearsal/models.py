@@ -15,9 +15,9 @@ weight loading run their real code on models a few hundred kB in size:
     and ``safety_checker/``, each also as the ``*.fp16.safetensors`` variant the real repo has. The
     VAE keeps SD's 4 latent channels, 8x downsampling and 512 px ``sample_size`` (the Guide's
     renders -> 64 x 64 latents); the U-Net takes (4, 64, 64) latents.
-  - ``lib.mono_depth.DEFAULT_MODELS[0]``: ``DepthAnythingForDepthEstimation`` on a tiny DINOv2 and
+  - ``lib.pretrained.depth.DEFAULT_MODELS[0]``: ``DepthAnythingForDepthEstimation`` on a tiny DINOv2 and
     the real repo's ``preprocessor_config.json`` (518 px, multiple of 14).
-  - ``lib.clip_encoder.CLIP_MODELS[0]``: a tiny ``CLIPModel`` (as the real repo holds; loadable as
+  - ``lib.pretrained.clip.CLIP_MODELS[0]``: a tiny ``CLIPModel`` (as the real repo holds; loadable as
     ``CLIPVisionModelWithProjection``, 224 px, patch 32) and the real ``preprocessor_config.json``.
 
 - :func:`write_torch_hub` writes torchvision's ResNet-18 ImageNet file name under
@@ -84,9 +84,9 @@ VISION = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_att
 def write_hub_cache(hub_cache, seed: int = 0) -> list[str]:
     """Write the three tiny hub models (module docstring) into ``hub_cache`` (an ``HF_HUB_CACHE``);
     a repo already there is replaced. Returns the hub ids written."""
-    from lib.clip_encoder import CLIP_MODELS
+    from lib.pretrained.clip import CLIP_MODELS
     from lib.guidance.stable_diffusion import SD_MODEL_IDS
-    from lib.mono_depth import DEFAULT_MODELS
+    from lib.pretrained.depth import DEFAULT_MODELS
 
     hub_cache = Path(hub_cache)
     repos = ((SD_MODEL_IDS[0], _write_stable_diffusion), (DEFAULT_MODELS[0], _write_depth_anything),

@@ -1,6 +1,6 @@
 """NeuralLift-360 (Xu et al., CVPR 2023): one image to a 360° NeRF (notebook 09).
 
-A NeRF (:func:`lib.dreamfusion.dreamfusion_field`: albedo, density blob) is fitted to one
+A NeRF (:func:`lib.methods.dreamfusion.dreamfusion_field`: albedo, density blob) is fitted to one
 reference image seen from a known camera, and every other view is left to priors:
 
 - **reference view**: masked L1 between the rendered and the input colours on the object's
@@ -10,9 +10,9 @@ reference image seen from a known camera, and every other view is left to priors
   pixels as the monocular estimate does (:func:`lib.losses.depth_ranking_loss`; the estimate is
   relative inverse depth, so only its order is used);
 - **SDS** on ``views_per_step`` random novel views with view-dependent prompts
-  (:func:`lib.dreamfusion.render_random_views`, :func:`lib.guidance.sds_loss`), with the timestep
+  (:func:`lib.methods.dreamfusion.render_random_views`, :func:`lib.guidance.sds.sds_loss`), with the timestep
   schedule of the paper: ``t_max`` 0.95 and ``t_min`` falling from ``t_min_start`` 0.95 to 0.05
-  over the first ``anneal_fraction`` (a third) of training (``lib.guidance.TimestepSchedule``);
+  over the first ``anneal_fraction`` (a third) of training (``lib.guidance.sds.TimestepSchedule``);
 - **CLIP loss**: ``1 - cos`` between an image encoder's embedding of each novel view in the
   reference's front half (azimuth within 90° of the reference camera's) and that of the
   reference image (:func:`lib.losses.feature_cosine_loss`). On Colab the encoder is CLIP; offline
@@ -46,11 +46,12 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses
 from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
-from lib.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
+from lib.methods.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
                              shaded_field_fn)
-from lib.guidance import TimestepSchedule, sds_loss, view_prompts
+from lib.guidance.sds import TimestepSchedule, sds_loss
+from lib.prompts import view_prompts
 from lib.losses import depth_ranking_loss, feature_cosine_loss
-from lib.mono_depth import depth_channel
+from lib.pretrained.depth import depth_channel
 from lib.render.volume import volume_render
 
 __all__ = ["LiftConfig", "lift_inputs", "load_lift_image", "procedural_lift_input", "reference_rays", "make_lift_step",
@@ -59,7 +60,7 @@ __all__ = ["LiftConfig", "lift_inputs", "load_lift_image", "procedural_lift_inpu
 
 @dataclass
 class LiftConfig(DreamFusionConfig):
-    """A NeuralLift run: every :class:`lib.dreamfusion.DreamFusionConfig` setting (field, cameras,
+    """A NeuralLift run: every :class:`lib.methods.dreamfusion.DreamFusionConfig` setting (field, cameras,
     shading, regularisers, guidance) plus:
 
     Attributes:
@@ -167,13 +168,13 @@ def load_lift_image(path, size: int, mask_path=None) -> dict:
     """Read a photo for NeuralLift: centre-cropped to a square, resized to ``size`` (antialiased),
     then :func:`lift_inputs`. The mask is the image's alpha channel, or ``mask_path`` (a grayscale
     or RGB image, white = object, same size as the photo). The depth estimate is added later
-    (``lib.mono_depth.estimate_depth``).
+    (``lib.pretrained.depth.estimate_depth``).
 
     Raises: FileNotFoundError for a missing file; ValueError (naming the file) for an image that is
     not RGB/RGBA, a mask of another size, and everything :func:`lift_inputs` rejects."""
     import imageio.v3 as iio
 
-    from lib.data.images import check_image, resize_images
+    from lib.images import check_image, resize_images
 
     def read(p, what):
         if not Path(p).is_file():
@@ -205,7 +206,7 @@ def procedural_lift_input(category: str = "chair", seed: int = 0, image_size: in
     """The offline input: a procedural object (``lib.data.srn.procedural_object``: inside the unit-
     diameter sphere, one colour per part) rendered from (azimuth, elevation, radius) with SRN's
     field of view, its true mask, and a depth estimate made imperfect the way a monocular
-    estimator's is (``lib.mono_depth.depth_channel``: relative inverse depth, a random monotone
+    estimator's is (``lib.pretrained.depth.depth_channel``: relative inverse depth, a random monotone
     distortion, pixel noise).
 
     Returns: :func:`lift_inputs`' dict plus "true_depth" (H, W) camera z (0 background), "mesh" (the
@@ -244,14 +245,14 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
     for ``lib.train.fit`` (see the module docstring for the terms).
 
     Args:
-        field: :func:`lib.dreamfusion.dreamfusion_field` (``config``). ref: :func:`reference_rays`.
-        guide: a ``lib.guidance.Guide``; required when ``config.sds_weight > 0``.
+        field: :func:`lib.methods.dreamfusion.dreamfusion_field` (``config``). ref: :func:`reference_rays`.
+        guide: a ``lib.guidance.guide.Guide``; required when ``config.sds_weight > 0``.
         encoder: images (B, 3, H, W) in [0, 1] -> (B, D) embeddings; with ``ref_features`` (D,),
             required when ``config.clip_weight > 0``.
         optimizer: default Adam(field, config.lr). generator: default seeded by ``config.seed``.
     """
     if config.sds_weight > 0 and guide is None:
-        raise ValueError("make_lift_step: config.sds_weight > 0 needs a guide (lib.guidance.load_guide)")
+        raise ValueError("make_lift_step: config.sds_weight > 0 needs a guide (lib.guidance.load.load_guide)")
     if config.clip_weight > 0 and (encoder is None or ref_features is None):
         raise ValueError("make_lift_step: config.clip_weight > 0 needs `encoder` and `ref_features`")
     if config.rank_weight > 0 and ref.get("depth") is None:

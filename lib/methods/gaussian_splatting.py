@@ -385,7 +385,7 @@ def evaluate_gaussians(model, images: torch.Tensor, viewmats: torch.Tensor, Ks: 
     Returns:
         dict: ``psnr``, ``ssim`` (floats: means of the per-view values), ``psnr_per_view``,
         ``ssim_per_view`` (V,), ``renders``: V dicts of CPU tensors rgb (H, W, 3) clamped,
-        depth (H, W), alpha (H, W) (as ``lib.nerf_loop.evaluate_views``).
+        depth (H, W), alpha (H, W) (as ``lib.methods.nerf.evaluate_views``).
     """
     _check_views(images, viewmats, Ks)
     height, width = images.shape[1:3]

@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from lib.hub import load_first
+from lib.pretrained.hub import load_first
 
 DEFAULT_MODELS = ("depth-anything/Depth-Anything-V2-Small-hf", "LiheYoung/depth-anything-small-hf")
 

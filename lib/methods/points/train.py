@@ -4,9 +4,9 @@
 (B, N, 3) points to logits, (B, k) (classification) or (B, N, k) (segmentation): PointNet,
 DGCNN. Each step draws a batch of clouds and, for each cloud, a fresh random subset of its points
 (a cheap augmentation: the network never sees the same sample twice), optionally augments them
-(``lib.point_ops.augment_points``: rotation, jitter, scale, point dropout), and takes one
+(``lib.methods.points.augment.augment_points``: rotation, jitter, scale, point dropout), and takes one
 optimizer step on the cross-entropy (plus PointNet's orthogonality penalty when the model has a
-feature T-Net). Evaluation is in :mod:`lib.point_eval`.
+feature T-Net). Evaluation is in :mod:`lib.methods.points.evaluate`.
 
 Example:
     >>> from lib.models.pointnet import PointNet, PointNetConfig
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.losses import orthogonality_penalty
-from lib.point_ops import augment_points
+from lib.methods.points.augment import augment_points
 
 
 def check_point_labels(points: torch.Tensor, labels: torch.Tensor, who: str) -> str:
@@ -77,7 +77,7 @@ def make_point_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, po
             are drawn from it (put it in fit's ``state`` so a resumed run draws the same).
         batch_size: clouds per step (drawn without replacement within a step).
         num_points: points per cloud per step (a fresh random subset each step); None: all N.
-        augment: keyword arguments of :func:`lib.point_ops.augment_points` (rotation, jitter,
+        augment: keyword arguments of :func:`lib.methods.points.augment.augment_points` (rotation, jitter,
             scale, dropout), or None for none.
     Returns:
         ``step -> {"loss": float, "acc": float}`` (accuracy of this batch: per cloud or per point).

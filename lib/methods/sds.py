@@ -1,9 +1,9 @@
 """Score distillation on an image and on a mesh's colours: training steps for ``lib.train.fit`` (notebook 07).
 
-Both optimise a plain tensor with :func:`lib.guidance.sds_loss` through a ``lib.guidance.Guide``
+Both optimise a plain tensor with :func:`lib.guidance.sds.sds_loss` through a ``lib.guidance.guide.Guide``
 (the offline prior or Stable Diffusion), drawing timesteps from a
-``lib.guidance.TimestepSchedule`` as training progresses. The NeRF version is
-:mod:`lib.dreamfusion`.
+``lib.guidance.sds.TimestepSchedule`` as training progresses. The NeRF version is
+:mod:`lib.methods.dreamfusion`.
 
 - :func:`make_image_sds_step`: the image *is* the parameter, in the model's space (pixels in
   [-1, 1] for the offline prior, latents for Stable Diffusion). Each sample has its own prompt and
@@ -15,7 +15,8 @@ Both optimise a plain tensor with :func:`lib.guidance.sds_loss` through a ``lib.
 model (resumable; the same settings reuse the run).
 
 Example (a stand-in model that predicts zero noise):
-    >>> from lib.guidance import Guide, TimestepSchedule
+    >>> from lib.guidance.guide import Guide
+    >>> from lib.guidance.sds import TimestepSchedule
     >>> guide = Guide("stand-in", lambda x, t, e: torch.zeros_like(x), lambda p: torch.zeros(len(p), 4, 8),
     ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * x - 1, lambda x: (x + 1) / 2, (3, 8, 8), 8)
     >>> image = TensorState(torch.zeros(2, 3, 8, 8))
@@ -31,7 +32,8 @@ import torch
 from torch import nn
 
 from lib.cameras import orbit_poses, random_orbit_angles
-from lib.guidance import TimestepSchedule, sds_loss, validate_prompt
+from lib.guidance.sds import TimestepSchedule, sds_loss
+from lib.prompts import validate_prompt
 from lib.guidance.sds import add_noise
 from lib.render.texture import render_vertex_colors
 
@@ -102,8 +104,8 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
     """``step(i) -> {"loss", "t"}``: SDS on the per-vertex colours ``colors.value`` (V, 3) in [0, 1]
     of a fixed mesh, from ``views_per_step`` random cameras (azimuth uniform, elevation uniform in
     ``elevation_range``, at ``distance``), headlight-shaded, on white; prompts get the view word
-    (``lib.guidance.view_prompt``) when ``view_dependent``. Colours are clamped to [0, 1]."""
-    from lib.guidance import view_prompts
+    (``lib.prompts.view_prompt``) when ``view_dependent``. Colours are clamped to [0, 1]."""
+    from lib.prompts import view_prompts
     c = colors.value
     if c.ndim != 2 or c.shape != (verts.shape[0], 3):
         raise ValueError(f"colors must be (V, 3) = ({verts.shape[0]}, 3), got {tuple(c.shape)}")

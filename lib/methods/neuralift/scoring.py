@@ -12,7 +12,7 @@
 Images are (V, H, W, 3) float in [0, 1] on white; masks (V, H, W) bool.
 
 Example (CPU):
-    >>> from lib.neuralift import LiftConfig, procedural_lift_input
+    >>> from lib.methods.neuralift.lift import LiftConfig, procedural_lift_input
     >>> inp = procedural_lift_input("vase", image_size=8)
     >>> gt = ground_truth_views(inp["mesh"], [0.0, 180.0], 15.0, LiftConfig(image_size=8))
     >>> tuple(gt["images"].shape), tuple(gt["masks"].shape)
@@ -27,7 +27,7 @@ import torch
 
 from lib.cameras import orbit_poses, unproject_depth
 from lib.data.srn import render_srn_views, srn_intrinsics
-from lib.dreamfusion import DreamFusionConfig, field_density, orbit_rays, render_turntable
+from lib.methods.dreamfusion import DreamFusionConfig, field_density, orbit_rays, render_turntable
 from lib.losses import chamfer_distance
 from lib.mesh import TriMesh
 from lib.metrics import masked_psnr
@@ -50,7 +50,7 @@ def novel_view_psnr(field, config: DreamFusionConfig, gt: dict, azimuths: Sequen
                     opacity_threshold: float = 0.5, render: Optional[dict] = None) -> torch.Tensor:
     """(V,) masked PSNR (dB) of the field's albedo renders against ``gt`` (:func:`ground_truth_views`
     at the same cameras), over the union of the true mask and the render's opacity > threshold.
-    ``render``: ``lib.dreamfusion.render_turntable(field, config, azimuths, elevation)`` already
+    ``render``: ``lib.methods.dreamfusion.render_turntable(field, config, azimuths, elevation)`` already
     computed (one render serves this, :func:`shape_chamfer` and a picture); None renders."""
     out = render_turntable(field, config, azimuths, elevation) if render is None else render
     pred = out["images"].permute(0, 2, 3, 1).cpu()

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from lib.cameras import world_to_camera
 from lib.metrics import mse_to_psnr, psnr, ssim
-from lib.mono_depth import depth_channel
+from lib.pretrained.depth import depth_channel
 from lib.render.gaussians import render_gaussians, rgb_to_sh0
 from lib.render.gaussians.pixel import pixel_gaussians
 
@@ -93,10 +93,10 @@ def input_channels(data: dict, depth_input=None, generator: Optional[torch.Gener
 
     Args:
         data: the split (module docstring).
-        depth_input: None (RGB only); ``"relative"``: ``lib.mono_depth.depth_channel`` of the true
+        depth_input: None (RGB only); ``"relative"``: ``lib.pretrained.depth.depth_channel`` of the true
             ``data["depth"]`` (what a monocular estimator gives: relative inverse depth in [0, 1] on
             the foreground, 0 on the background; ``noise`` and ``generator`` perturb it); or a
-            tensor (O, V, H, W) in [0, 1] to use as it is (e.g. ``lib.mono_depth.estimate_depth``).
+            tensor (O, V, H, W) in [0, 1] to use as it is (e.g. ``lib.pretrained.depth.estimate_depth``).
     """
     images = data["images"]
     if depth_input is None:
@@ -106,7 +106,7 @@ def input_channels(data: dict, depth_input=None, generator: Optional[torch.Gener
             raise ValueError(f"depth_input must be None, 'relative' or an (O, V, H, W) tensor, got {depth_input!r}")
         if data.get("depth") is None:
             raise ValueError("depth_input='relative' needs data['depth'] (O, V, H, W); this split has none "
-                             "(real SRN data: pass lib.mono_depth.estimate_depth of the images instead)")
+                             "(real SRN data: pass lib.pretrained.depth.estimate_depth of the images instead)")
         depth_input = depth_channel(data["depth"], noise=noise, generator=generator)
     if tuple(depth_input.shape) != tuple(images.shape[:-1]):
         raise ValueError(f"depth_input must be (O, V, H, W) = {tuple(images.shape[:-1])}, got {tuple(depth_input.shape)}")

@@ -1,4 +1,4 @@
-"""Prompts: view-dependent wording, validation, and a cache of text embeddings.
+"""Prompts: the course's one prompt grammar (view-dependent wording and validation).
 
 View rule (the only one in the course). Azimuth and elevation in degrees follow
 :func:`lib.cameras.orbit_poses`: a camera at azimuth ``az``, elevation ``el`` sits at
@@ -25,10 +25,6 @@ Example:
 """
 from __future__ import annotations
 
-import gc
-from typing import Callable, Dict, List, Optional, Sequence, Union
-
-import torch
 
 VIEW_WORDS = ("front", "side", "back", "overhead")
 OVERHEAD_ELEVATION = 60.0
@@ -84,56 +80,3 @@ def view_prompts(prompt: str, azimuths, elevations, view_dependent: bool = True)
     el = elevations.tolist() if hasattr(elevations, "tolist") else list(elevations)
     return [view_prompt(prompt, a, e) if view_dependent else prompt for a, e in zip(az, el)]
 
-
-class TextEmbeddingCache:
-    """Encodes each prompt once through ``encode_fn`` and keeps its embedding.
-
-    Args:
-        encode_fn: ``(list[str]) -> (B, L, D)`` float tensor, one row per prompt (e.g.
-            :func:`lib.guidance.stable_diffusion.sd_text_encode_fn`, or the offline prior's tiny
-            encoder).
-
-    ``cache(prompts)`` returns (B, L, D) for a string or a list of strings, calling ``encode_fn``
-    once for the prompts not yet cached (detached, on encode_fn's device and dtype).
-    :meth:`free_encoder` drops the encoder (so its GPU memory can be reclaimed); cached prompts
-    still work afterwards, new ones raise RuntimeError.
-
-    Example:
-        >>> cache = TextEmbeddingCache(lambda ps: torch.ones(len(ps), 3, 4))
-        >>> cache(["a", "b"]).shape, cache("a").shape
-        (torch.Size([2, 3, 4]), torch.Size([1, 3, 4]))
-    """
-
-    def __init__(self, encode_fn: Callable[[List[str]], torch.Tensor]):
-        self.encode_fn: Optional[Callable] = encode_fn
-        self._cache: Dict[str, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self._cache)
-
-    def __contains__(self, prompt: str) -> bool:
-        return prompt in self._cache
-
-    def __call__(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not prompts:
-            raise ValueError("prompts must be a string or a non-empty list of strings, got []")
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
-        if missing:
-            if self.encode_fn is None:
-                raise RuntimeError(f"the text encoder was freed; prompts not cached: {missing}")
-            emb = self.encode_fn(missing)
-            if not torch.is_tensor(emb) or emb.ndim != 3 or emb.shape[0] != len(missing):
-                raise ValueError(f"encode_fn must return ({len(missing)}, L, D), got "
-                                 f"{tuple(emb.shape) if torch.is_tensor(emb) else type(emb)}")
-            for p, e in zip(missing, emb.detach()):
-                self._cache[p] = e
-        return torch.stack([self._cache[p] for p in prompts])
-
-    def free_encoder(self) -> None:
-        """Drop the reference to ``encode_fn`` and, when CUDA is available, empty its cache.
-        (Memory is only returned if nothing else still holds the encoder.)"""
-        self.encode_fn = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()

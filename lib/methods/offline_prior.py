@@ -1,4 +1,5 @@
-"""The offline prior: data, model construction and training (issue 10, notebook 07).
+"""The offline prior of notebook 07: its data, model construction and training (its Guide is
+``lib.guidance.prior``; the committed weights, ``assets/prior``, are made by ``tools/train_prior.py``).
 
 A small pixel-space conditional diffusion model (diffusers ``UNet2DConditionModel`` +
 ``DDPMScheduler``) learns p(image | prompt) for prompts "a <class>, <view> view" over renders of
@@ -21,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,15 +30,13 @@ import torch.nn.functional as F
 from lib.cameras import orbit_poses
 from lib.data.shapes import CATEGORIES
 from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
-from lib.guidance.prompts import VIEW_WORDS, view_prompt
+from lib.prompts import VIEW_WORDS, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
+from lib.train import fit
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
-PRIOR_DIR = ASSETS_DIR / "prior"  # the committed prior (tools/train_prior.py; sha256 in assets/MANIFEST)
-JUDGE_DIR = ASSETS_DIR / "judge"  # the committed judge (tools/train_judge.py)
 FILLER_WORDS = ("a", "an", "the", "of", "view", "photo", "render")
 # (azimuth range, elevation range) in degrees sampled for each view word, strictly inside its region
-# of lib.guidance.view_word (a mirrored side view is the other side)
+# of lib.prompts.view_word (a mirrored side view is the other side)
 _VIEW_RANGES = {"front": ((-40.0, 40.0), (-10.0, 50.0)), "side": ((50.0, 130.0), (-10.0, 50.0)),
                 "back": ((140.0, 220.0), (-10.0, 50.0)), "overhead": ((0.0, 360.0), (62.0, 80.0))}
 
@@ -59,7 +57,7 @@ def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes
     Returns:
         images (N, 3, H, W) float32 in [-1, 1] on white, N = n_per_class * len(classes), class-major;
         prompts: N strings "a <class>, <view> view" (the view word re-derived from each camera by
-        ``lib.guidance.view_prompt``).
+        ``lib.prompts.view_prompt``).
     """
     if n_per_class < 1:
         raise ValueError(f"prior_dataset: `n_per_class` must be >= 1, got {n_per_class}")
@@ -119,56 +117,6 @@ def count_parameters(*modules) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
 
-def prior_text_encode_fn(tokenizer, text_encoder):
-    """``encode(prompts: list[str]) -> (B, L, D)`` text states of the prior, no grad, for
-    ``lib.guidance.TextEmbeddingCache`` / ``sds_loss``; "" is the unconditional (all-pad) prompt."""
-    device = next(text_encoder.parameters()).device
-
-    def encode(prompts) -> torch.Tensor:
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        from lib.models.text_prior import prompt_words
-        unknown = sorted({w for p in prompts for w in prompt_words(p) if w not in tokenizer.ids})
-        if unknown:  # the word tokenizer would map them to <unk>: the prior would not know what was asked
-            raise ValueError(f"the offline prior does not know the words {unknown}; its vocabulary is "
-                             f"{tokenizer.vocabulary} (e.g. 'a chair, side view')")
-        ids = torch.cat([tokenizer.unconditional(1) if not p.strip() else tokenizer(p) for p in prompts])
-        with torch.no_grad():
-            return text_encoder(ids.to(device))
-    return encode
-
-
-def prior_noise_pred_fn(unet):
-    """``noise_pred_fn(x_t (B, 3, S, S), t (B,), states (B, L, D)) -> eps_hat`` for ``lib.guidance.sds_loss``;
-    S is the UNet's ``sample_size`` (ValueError for any other shape)."""
-    size = int(unet.config.sample_size)
-
-    def noise_pred(x_t: torch.Tensor, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        if x_t.ndim != 4 or tuple(x_t.shape[1:]) != (3, size, size):
-            raise ValueError(f"the offline prior takes (B, 3, {size}, {size}) images in [-1, 1], got "
-                             f"{tuple(x_t.shape)} (render at {size} px, or resize with Guide.to_model)")
-        return unet(x_t, t, encoder_hidden_states=states).sample
-    return noise_pred
-
-
-def prior_guide(unet, scheduler, tokenizer, text_encoder):
-    """The offline prior as a ``lib.guidance.Guide``: renders in [0, 1] of any size are resized to
-    the prior's ``S`` px and mapped to ``2 x - 1``; model space is (3, S, S) pixels."""
-    from lib.guidance.prompts import TextEmbeddingCache
-    from lib.guidance.guide import Guide, check_images01, resize_nchw
-    size = int(unet.config.sample_size)
-
-    def to_model(images: torch.Tensor) -> torch.Tensor:
-        check_images01(images, "images for the offline prior")
-        return 2 * resize_nchw(images, size) - 1
-
-    def from_model(x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() + 1) / 2).clamp(0, 1)
-
-    device = next(unet.parameters()).device
-    return Guide("offline prior", prior_noise_pred_fn(unet), TextEmbeddingCache(prior_text_encode_fn(tokenizer, text_encoder)),
-                 scheduler.alphas_cumprod.to(device), to_model, from_model, (3, size, size), size)
-
-
 def prior_loss(unet, scheduler, text_encoder, ids: torch.Tensor, images: torch.Tensor,
                generator: torch.Generator, timesteps=None) -> torch.Tensor:
     """Epsilon-prediction MSE: E || unet(x_t, t, text) - eps ||^2, x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps.
@@ -211,7 +159,6 @@ def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, 
     Returns:
         history: ``lib.train.fit``'s, one dict per step: step (0-based), loss, lr.
     """
-    from lib.train import fit
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"train_prior: `images` must be (N, 3, H, W), got {tuple(images.shape)}")
     if len(prompts) != len(images):
@@ -262,3 +209,4 @@ def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, 
     unet.eval()
     text_encoder.eval()
     return history
+

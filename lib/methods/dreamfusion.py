@@ -2,12 +2,12 @@
 
 Each step renders a few random views of a :class:`lib.models.nerf.NeRFField` (no view-dependent
 colour: albedo), shades them, and pushes every view toward "an image of the prompt" with
-:func:`lib.guidance.sds_loss`. The pieces of the paper (Poole et al., 2022) kept here:
+:func:`lib.guidance.sds.sds_loss`. The pieces of the paper (Poole et al., 2022) kept here:
 
 - **Cameras** on a sphere around the object, azimuth uniform in [0, 360), elevation uniform in
   ``elevation_range``, at ``radius`` with the prior's intrinsics (by default the offline prior's
   training cameras: SRN's field of view at 32 px, distance 1.3, elevation -10..50 degrees).
-- **View-dependent prompts** (``lib.guidance.view_prompt``): "a chair, back view" for a camera
+- **View-dependent prompts** (``lib.prompts.view_prompt``): "a chair, back view" for a camera
   behind the chair, or the bare prompt for every view when ``view_dependent=False``.
 - **Shading**: colour = albedo * (ambient + (1 - ambient) max(0, n . l)) with the normal
   ``n = -grad sigma / |grad sigma|`` (autograd, differentiable) and a random light near the camera;
@@ -21,13 +21,13 @@ colour: albedo), shades them, and pushes every view toward "an image of the prom
   opacity ``a`` (a ray is either empty or solid), and the mean opacity (sparsity: no fog
   filling the frame).
 
-Renders are on a white background, (B, 3, H, W) in [0, 1]; the ``lib.guidance.Guide`` takes them
+Renders are on a white background, (B, 3, H, W) in [0, 1]; the ``lib.guidance.guide.Guide`` takes them
 to its model's space (the offline prior: ``2 x - 1``; Stable Diffusion: its VAE).
 
 Example (CPU, a stand-in noise predictor):
     >>> cfg = DreamFusionConfig(steps=2, views_per_step=1, image_size=8, n_samples=8, hidden=16)
     >>> field = dreamfusion_field(cfg)
-    >>> from lib.guidance import Guide
+    >>> from lib.guidance.guide import Guide
     >>> guide = Guide("stand-in", lambda x, t, e: torch.zeros_like(x), lambda prompts: torch.zeros(len(prompts), 4, 8),
     ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * x - 1, lambda x: (x + 1) / 2, (3, 8, 8), 8)
     >>> step = make_dreamfusion_step(field, guide, cfg)
@@ -44,7 +44,8 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses, random_orbit_angles
 from lib.data.srn import SRN_RADIUS, srn_intrinsics
-from lib.guidance import TimestepSchedule, sds_loss, validate_prompt, view_prompts
+from lib.guidance.sds import TimestepSchedule, sds_loss
+from lib.prompts import validate_prompt, view_prompts
 from lib.models.nerf import NeRFConfig, NeRFField
 from lib.rays import get_rays, near_far_from_aabb
 from lib.render.volume import volume_render
@@ -65,7 +66,7 @@ class DreamFusionConfig:
         bound: the scene box is ``[-bound, bound]^3``; n_samples: stratified samples per ray.
         hidden, n_layers, n_freqs: the field's MLP width, depth and position octaves.
         lr: Adam learning rate. guidance_scale: classifier-free guidance.
-        t_min, t_max, anneal, t_max_final: the timestep schedule (``lib.guidance.TimestepSchedule``).
+        t_min, t_max, anneal, t_max_final: the timestep schedule (``lib.guidance.sds.TimestepSchedule``).
         blob_density, blob_radius: the density added around the origin.
         shading_warmup: fraction of the steps rendered as albedo only. ambient: shading floor.
         p_textureless: after the warm-up, probability of a white-albedo (geometry only) step.
@@ -262,7 +263,7 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
 
     Args:
         field: from :func:`dreamfusion_field`.
-        guide: a ``lib.guidance.Guide`` (the offline prior, or Stable Diffusion: renders at
+        guide: a ``lib.guidance.guide.Guide`` (the offline prior, or Stable Diffusion: renders at
             ``config.image_size`` go through ``guide.to_model``).
         optimizer: default Adam(field, config.lr). generator: default seeded by ``config.seed``.
     """

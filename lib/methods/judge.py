@@ -2,7 +2,7 @@
 
 Notebook 07 scores score-distillation results offline with :class:`lib.models.judge.Judge`, a small
 CNN that names the class ("chair", ...) and the view word ("front", "side", "back", "overhead") of
-a render. Its data are the prior's renders (``lib.prior.prior_dataset``) with integer labels parsed
+a render. Its data are the prior's renders (``lib.methods.offline_prior.prior_dataset``) with integer labels parsed
 from their prompts ("a chair, side view" -> class "chair", view "side"); it is trained with
 augmentations that SDS results need (mirroring, blur, noise), and scored by accuracy and by the
 "judge's confidence", the probability of the prompted class.
@@ -26,8 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from lib.data.shapes import CATEGORIES
-from lib.guidance.prompts import VIEW_WORDS
-from lib.prior import prior_dataset
+from lib.prompts import VIEW_WORDS
+from lib.fileio import ASSETS_DIR
+from lib.methods.offline_prior import prior_dataset
+
+JUDGE_DIR = ASSETS_DIR / "judge"  # the committed judge (tools/train_judge.py; sha256 in assets/MANIFEST)
 
 
 def parse_prompt(prompt: str) -> tuple[str, str]:
@@ -42,7 +45,7 @@ def parse_prompt(prompt: str) -> tuple[str, str]:
 
 def judge_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes=CATEGORIES,
                   views=VIEW_WORDS):
-    """The prior's renders (``lib.prior.prior_dataset``) with integer class and view labels.
+    """The prior's renders (``lib.methods.offline_prior.prior_dataset``) with integer class and view labels.
 
     Args:
         n_per_class: images per class (4 views per object, balanced over view words).
@@ -194,7 +197,7 @@ def class_confidence(judge, images: torch.Tensor, target_class) -> torch.Tensor:
 
 def judge_renders(judge, images01: torch.Tensor) -> dict:
     """:meth:`lib.models.judge.Judge.predict` of renders (B, 3, H, W) in [0, 1] of any size: resized
-    to the judge's size (``lib.data.images.resize_images``) and mapped to ``2 x - 1`` first."""
+    to the judge's size (``lib.images.resize_images``) and mapped to ``2 x - 1`` first."""
     from lib.guidance.guide import check_images01, resize_nchw
     check_images01(images01, "judge_renders: images")
     x = resize_nchw(images01.float(), judge.config.image_size)

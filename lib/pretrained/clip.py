@@ -29,7 +29,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from lib.hub import load_first
+from lib.pretrained.hub import load_first
 
 CLIP_MODELS = ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "openai/clip-vit-base-patch32")
 

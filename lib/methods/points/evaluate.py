@@ -27,8 +27,8 @@ from typing import Optional, Sequence
 import torch
 
 from lib.metrics import confusion_matrix, part_miou, per_class_accuracy
-from lib.point_ops import random_rotations, rotate_points
-from lib.point_train import check_point_labels, random_point_subsets, take_points
+from lib.methods.points.augment import random_rotations, rotate_points
+from lib.methods.points.train import check_point_labels, random_point_subsets, take_points
 
 
 @torch.no_grad()
