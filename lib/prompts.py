@@ -22,6 +22,8 @@ Example:
     'a chair, back view'
     >>> view_prompt("a chair", -90.0, 75.0)
     'a chair, overhead view'
+    >>> parse_view_prompt("a chair, back view")
+    ('a chair', 'back')
 """
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ OVERHEAD_ELEVATION = 60.0
 FRONT_HALF_ANGLE = 45.0
 BACK_HALF_ANGLE = 45.0  # |a| > 180 - 45 = 135 is "back"
 MAX_WORDS = 60  # CLIP's text encoder reads 77 tokens; 60 words leave room for the view words
+# (azimuth range, elevation range) in degrees strictly inside each view word's region of the rule
+# above, at least 5 degrees from a boundary: where to put a camera that a prompt's view word names
+# (the offline prior's training views; tests/test_guidance.py checks them against view_word)
+VIEW_RANGES = {"front": ((-40.0, 40.0), (-10.0, 50.0)), "side": ((50.0, 130.0), (-10.0, 50.0)),
+               "back": ((140.0, 220.0), (-10.0, 50.0)), "overhead": ((0.0, 360.0), (62.0, 80.0))}
 
 
 def validate_prompt(prompt, max_words: int = MAX_WORDS) -> str:
@@ -71,6 +78,19 @@ def view_prompt(prompt: str, azimuth_deg: float, elevation_deg: float) -> str:
     """``f"{prompt}, {view} view"`` with ``view = view_word(azimuth_deg, elevation_deg)``;
     ``prompt`` is validated and stripped first (:func:`validate_prompt`)."""
     return f"{validate_prompt(prompt)}, {view_word(azimuth_deg, elevation_deg)} view"
+
+
+def parse_view_prompt(prompt: str) -> tuple[str, str | None]:
+    """The inverse of :func:`view_prompt`: ``"a chair, side view"`` -> ``("a chair", "side")``; a
+    prompt without a view part gives ``(prompt, None)``. ValueError when the part after the last
+    comma is not "<one of VIEW_WORDS> view"."""
+    head, comma, tail = validate_prompt(prompt).rpartition(",")
+    if not comma:
+        return prompt.strip(), None
+    words = tail.split()
+    if len(words) != 2 or words[0] not in VIEW_WORDS or words[1] != "view" or not head.strip():
+        raise ValueError(f"a view prompt ends in ', <view> view' with a view in {VIEW_WORDS}, got {prompt!r}")
+    return head.strip(), words[0]
 
 
 def view_prompts(prompt: str, azimuths, elevations, view_dependent: bool = True) -> list:

@@ -9,7 +9,7 @@ import torch
 from lib.guidance.guide import TextEmbeddingCache
 from lib.guidance.sds import TimestepSchedule, sample_timesteps, sds_loss
 from lib.guidance.stable_diffusion import SD_MODEL_IDS
-from lib.prompts import VIEW_WORDS, validate_prompt, view_prompt, view_word
+from lib.prompts import VIEW_RANGES, VIEW_WORDS, parse_view_prompt, validate_prompt, view_prompt, view_word
 
 N_TRAIN = 1000
 ABAR = torch.linspace(0.9999, 0.005, N_TRAIN)
@@ -212,6 +212,23 @@ def test_validate_prompt_rejects(bad):
         validate_prompt(bad)
     with pytest.raises(ValueError):
         view_prompt(bad, 0.0, 0.0)
+
+
+def test_parse_view_prompt_inverts_view_prompt():
+    for az, el in [(0.0, 10.0), (90.0, 0.0), (180.0, 20.0), (33.0, 70.0)]:
+        assert parse_view_prompt(view_prompt("a red chair, tall", az, el)) == ("a red chair, tall", view_word(az, el))
+    assert parse_view_prompt(" a chair ") == ("a chair", None)
+    for bad in ["a chair, sideways view", "a chair, side", ", side view", ""]:
+        with pytest.raises(ValueError):
+            parse_view_prompt(bad)
+
+
+def test_view_ranges_lie_inside_their_words_regions():
+    assert set(VIEW_RANGES) == set(VIEW_WORDS)
+    for word, ((a0, a1), (e0, e1)) in VIEW_RANGES.items():
+        grid = [(a0 + (a1 - a0) * i / 20, e0 + (e1 - e0) * j / 20) for i in range(21) for j in range(21)]
+        assert {view_word(a, e) for a, e in grid} == {word}, word
+        assert {view_word(a, e) for a, e in [(a0 - 6, e0), (a1 + 6, e1)] if word != "overhead"} != {word}
 
 
 def test_validate_prompt_accepts():

@@ -138,3 +138,18 @@ def test_load_failure_lists_what_was_tried(tmp_path, offline):
     assert missing in msg and "nobody-xyz/no-such-depth-model" in msg and "HF_HUB_OFFLINE" in msg
     with pytest.raises(ValueError, match="images"):
         estimate_depth(torch.rand(2, 8, 8), model=missing)
+
+
+def test_transformers_loader_tries_every_source_and_says_why(tmp_path, offline, monkeypatch):
+    from lib.pretrained.hub import load_transformers_model
+    gone = [str(tmp_path / "no-such-folder"), "nobody/no-such-model"]
+    with pytest.raises(RuntimeError) as err:
+        load_transformers_model(gone, "AutoImageProcessor", "AutoModelForDepthEstimation", "a depth estimator",
+                                "pass a folder")
+    text = str(err.value)
+    assert all(source in text for source in gone) and "HF_HUB_OFFLINE" in text and text.endswith("pass a folder")
+    with pytest.raises(ValueError, match="at least one"):
+        load_transformers_model([], "AutoImageProcessor", "AutoModelForDepthEstimation", "a depth estimator", "")
+    monkeypatch.setitem(__import__("sys").modules, "transformers", None)
+    with pytest.raises(RuntimeError, match="needs the `transformers` package"):
+        load_transformers_model(gone, "AutoImageProcessor", "AutoModelForDepthEstimation", "a depth estimator", "")

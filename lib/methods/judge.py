@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.data.shapes import CATEGORIES
-from lib.prompts import VIEW_WORDS
+from lib.prompts import VIEW_WORDS, parse_view_prompt
 from lib.fileio import ASSETS_DIR
 from lib.methods.offline_prior import prior_dataset
 
@@ -34,13 +34,16 @@ JUDGE_DIR = ASSETS_DIR / "judge"  # the committed judge (tools/train_judge.py; s
 
 
 def parse_prompt(prompt: str) -> tuple[str, str]:
-    """``"a chair, side view"`` -> ``("chair", "side")``: the class after the article, the view word
-    before "view". ValueError if ``prompt`` does not have that form."""
-    head, _, tail = prompt.partition(",")
-    words, view = head.split(), tail.split()
-    if len(words) != 2 or words[0] not in ("a", "an") or len(view) != 2 or view[1] != "view":
+    """``"a chair, side view"`` -> ``("chair", "side")``: the class after the article and the view word
+    (``lib.prompts.parse_view_prompt``). ValueError if ``prompt`` does not have that form."""
+    try:
+        subject, view = parse_view_prompt(prompt)
+    except ValueError:
+        subject, view = "", None
+    words = subject.split()
+    if len(words) != 2 or words[0] not in ("a", "an") or view is None:
         raise ValueError(f"parse_prompt: `prompt` must look like 'a <class>, <view> view', got {prompt!r}")
-    return words[1], view[0]
+    return words[1], view
 
 
 def judge_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes=CATEGORIES,

@@ -30,15 +30,12 @@ import torch.nn.functional as F
 from lib.cameras import orbit_poses
 from lib.data.shapes import CATEGORIES
 from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
-from lib.prompts import VIEW_WORDS, view_prompt
+from lib.guidance.sds import add_noise
+from lib.prompts import VIEW_RANGES, VIEW_WORDS, parse_view_prompt, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
 from lib.train import fit
 
 FILLER_WORDS = ("a", "an", "the", "of", "view", "photo", "render")
-# (azimuth range, elevation range) in degrees sampled for each view word, strictly inside its region
-# of lib.prompts.view_word (a mirrored side view is the other side)
-_VIEW_RANGES = {"front": ((-40.0, 40.0), (-10.0, 50.0)), "side": ((50.0, 130.0), (-10.0, 50.0)),
-                "back": ((140.0, 220.0), (-10.0, 50.0)), "overhead": ((0.0, 360.0), (62.0, 80.0))}
 
 
 def prior_vocabulary(classes=CATEGORIES) -> list[str]:
@@ -71,8 +68,8 @@ def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes
         for first in range(0, n_per_class, len(VIEW_WORDS)):
             mesh = procedural_object(category, int(rng.integers(2**31)), rng)
             views = [VIEW_WORDS[i % len(VIEW_WORDS)] for i in range(first, min(first + 4, n_per_class))]
-            az = torch.tensor([rng.uniform(*_VIEW_RANGES[v][0]) for v in views], dtype=torch.float32)
-            el = torch.tensor([rng.uniform(*_VIEW_RANGES[v][1]) for v in views], dtype=torch.float32)
+            az = torch.tensor([rng.uniform(*VIEW_RANGES[v][0]) for v in views], dtype=torch.float32)
+            el = torch.tensor([rng.uniform(*VIEW_RANGES[v][1]) for v in views], dtype=torch.float32)
             rgb, _ = render_srn_views(mesh, orbit_poses(az, el, SRN_RADIUS), K, image_size, supersample)
             images.append(rgb.permute(0, 3, 1, 2) * 2 - 1)
             prompts += [view_prompt(f"a {category}", a, e) for a, e in zip(az.tolist(), el.tolist())]
@@ -133,7 +130,8 @@ def prior_loss(unet, scheduler, text_encoder, ids: torch.Tensor, images: torch.T
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator)
     noise = torch.randn(images.shape, generator=generator)
     timesteps, noise = timesteps.to(device), noise.to(device)
-    noisy = scheduler.add_noise(images, noise, timesteps)
+    abar = scheduler.alphas_cumprod.to(device)[timesteps].view(B, 1, 1, 1).to(images.dtype)
+    noisy = add_noise(images, noise, abar)
     pred = unet(noisy, timesteps, encoder_hidden_states=text_encoder(ids.to(device))).sample
     return F.mse_loss(pred, noise)
 
@@ -167,7 +165,7 @@ def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, 
         raise ValueError(f"train_prior: `steps` and `batch` must be >= 1, got {steps}, {batch}")
     gen = torch.Generator().manual_seed(seed)
     ids_all = tokenizer(list(prompts))
-    ids_class = tokenizer([p.split(",")[0] for p in prompts])
+    ids_class = tokenizer([parse_view_prompt(p)[0] for p in prompts])
     uncond = tokenizer.unconditional(1)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)

@@ -29,7 +29,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from lib.pretrained.hub import load_first
+from lib.pretrained.hub import load_transformers_model
 
 CLIP_MODELS = ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "openai/clip-vit-base-patch32")
 
@@ -46,20 +46,10 @@ def load_clip_encoder(model: Union[str, Sequence[str]] = CLIP_MODELS, device="cp
     Raises:
         RuntimeError listing every source tried and why it failed.
     """
-    names = [model] if isinstance(model, str) else list(model)
-    try:
-        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-    except ImportError as e:
-        raise RuntimeError(f"load_clip_encoder needs the `transformers` package ({e})") from e
-
-    def load(name: str):
-        processor = CLIPImageProcessor.from_pretrained(name)
-        net = CLIPVisionModelWithProjection.from_pretrained(name, torch_dtype=dtype).to(device).eval()
-        return processor, net
-
     hint = ("Run with network access once (Colab), or save_pretrained CLIPVisionModelWithProjection and "
             "CLIPImageProcessor into a folder and pass it; offline, use the judge as the encoder (notebook 09).")
-    processor, net = load_first(names, load, "a CLIP image encoder", hint)
+    processor, net = load_transformers_model(model, "CLIPImageProcessor", "CLIPVisionModelWithProjection",
+                                             "a CLIP image encoder", hint, device, torch_dtype=dtype)
     net.requires_grad_(False)
     size = (int(net.config.image_size),) * 2  # the model's input side (224 for ViT-B/32)
     mean = torch.tensor(processor.image_mean, device=device).view(1, 3, 1, 1)

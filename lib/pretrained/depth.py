@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from lib.pretrained.hub import load_first
+from lib.pretrained.hub import load_transformers_model
 
 DEFAULT_MODELS = ("depth-anything/Depth-Anything-V2-Small-hf", "LiheYoung/depth-anything-small-hf")
 
@@ -108,21 +108,10 @@ def load_depth_estimator(model: Union[str, Sequence[str]] = DEFAULT_MODELS, devi
     Raises:
         RuntimeError listing every id tried and why it failed (offline, unknown id, no transformers).
     """
-    names = [model] if isinstance(model, str) else list(model)
-    if not names:
-        raise ValueError("`model` must name at least one hub id or folder")
-    try:
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-    except ImportError as e:
-        raise RuntimeError(f"estimate_depth needs the `transformers` package ({e}); pip install transformers") from e
-
-    def load(name: str):
-        processor = AutoImageProcessor.from_pretrained(name)
-        return processor, AutoModelForDepthEstimation.from_pretrained(name).to(device).eval()
-
     hint = ("Download the model once with network access (or save_pretrained it into a folder and pass the "
             "folder), or run the depth experiment with the true depth channel (depth_input='relative').")
-    return load_first(names, load, "a depth estimator", hint)
+    return load_transformers_model(model, "AutoImageProcessor", "AutoModelForDepthEstimation", "a depth estimator",
+                                   hint, device)
 
 
 @torch.no_grad()

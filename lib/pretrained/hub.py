@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -57,3 +57,31 @@ def load_first(sources: Sequence[str], load: Callable[[str], T], what: str, hint
             failures.append(f"  - {src!r}: {failure_reason(err)}")
     offline = " (HF_HUB_OFFLINE is set: only local files and the cache were searched)" if hub_offline() else ""
     raise RuntimeError(f"Could not load {what}{offline}. Tried, in order:\n" + "\n".join(failures) + "\n" + hint)
+
+
+def load_transformers_model(model: Union[str, Sequence[str]], processor_class: str, model_class: str, what: str,
+                            hint: str, device="cpu", **model_kwargs):
+    """``(processor, model)`` of ``transformers`` from the first source in ``model`` that loads: the
+    processor by ``processor_class.from_pretrained(source)``, the model by
+    ``model_class.from_pretrained(source, **model_kwargs)``, moved to ``device`` in eval mode.
+
+    Args:
+        model: a hub id or a local ``save_pretrained`` folder, or several to try in order.
+        processor_class, model_class: class names in ``transformers`` ("AutoImageProcessor", ...).
+        what, hint: as :func:`load_first`.
+    Raises:
+        ValueError: no source. RuntimeError: ``transformers`` is missing, or no source loaded.
+    """
+    sources = [model] if isinstance(model, str) else list(model)
+    try:
+        import transformers
+    except ImportError as e:
+        raise RuntimeError(f"loading {what} needs the `transformers` package ({e}); pip install transformers") from e
+    processor_type, model_type = getattr(transformers, processor_class), getattr(transformers, model_class)
+
+    def load(source: str):
+        processor = processor_type.from_pretrained(source)
+        return processor, model_type.from_pretrained(source, **model_kwargs).to(device).eval()
+
+    return load_first(sources, load, what, hint)
+
