@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import platform
 import statistics
-import time
 
 import torch
 
@@ -27,19 +26,16 @@ from lib.render.common import RenderSettings
 from lib.render.mesh import render_mesh
 from lib.render.points import render_points
 from lib.render.zbuffer import render_views
+from lib.train import Stopwatch
 
 
 def median_ms(fn, repeats: int, device: str) -> float:
     fn()  # warm-up (lazy imports, allocations)
     times = []
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+        with Stopwatch(device) as watch:
+            fn()
+        times.append(watch.seconds)
     return 1000 * statistics.median(times)
 
 

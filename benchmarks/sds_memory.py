@@ -13,57 +13,42 @@ The networks are SD 1.5's architecture (UNet2DConditionModel 860 M parameters, A
 without it the weights are random, which changes no tensor's shape, so time and memory are the
 same (the images are not meaningful, and nothing here looks at them).
 
-    python benchmarks/sds_memory.py --device cuda                 # the GPU measurement (fp16)
-    python benchmarks/sds_memory.py --device cpu --tiny --iters 2 # a seconds-long check of the code
+    python -m benchmarks.sds_memory --device cuda                 # the GPU measurement (fp16)
+    python -m benchmarks.sds_memory --device cpu --tiny --iters 2 # a seconds-long check of the code
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
-# SD 1.5's published configs (unet/config.json, vae/config.json, text_encoder/config.json)
-SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                 block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
-                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
-SD15_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
-                block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215)
-SD15_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                 num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu")
-# a few-MB stand-in of the same structure for --tiny (checks the code on a CPU)
+from benchmarks.t4_budget.sd import SD15_TEXT, SD15_UNET, SD15_VAE, build_pipeline
+from lib.guidance.stable_diffusion import sd_guide
+from lib.train import Stopwatch
+
+# a few-MB stand-in of SD 1.5's structure for --tiny (checks the code on a CPU)
 TINY_UNET = dict(SD15_UNET, sample_size=8, block_out_channels=(32, 32, 64, 64), cross_attention_dim=32,
                  layers_per_block=1, norm_num_groups=8)
 TINY_VAE = dict(SD15_VAE, sample_size=64, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
                 norm_num_groups=8)
 TINY_TEXT = dict(SD15_TEXT, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                 num_attention_heads=2)
+                 num_attention_heads=2, projection_dim=32)
 
 
 def build(tiny: bool, model_dir, device, dtype):
-    """(unet, vae, text_encoder, alphas_cumprod), frozen, on ``device`` in ``dtype``."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    """Stable Diffusion as ``lib.guidance.stable_diffusion.load_stable_diffusion`` returns it: a
+    pipeline with every network frozen, on ``device`` in ``dtype``; from ``model_dir`` (real weights)
+    or SD 1.5's architecture with random weights (``benchmarks/t4_budget/sd.py``)."""
     if model_dir is not None:
-        unet = UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet", local_files_only=True)
-        vae = AutoencoderKL.from_pretrained(model_dir, subfolder="vae", local_files_only=True)
-        text = CLIPTextModel.from_pretrained(model_dir, subfolder="text_encoder", local_files_only=True)
+        from diffusers import StableDiffusionPipeline
+        pipe = StableDiffusionPipeline.from_pretrained(model_dir, local_files_only=True, safety_checker=None,
+                                                       requires_safety_checker=False)
     else:
-        unet = UNet2DConditionModel(**(TINY_UNET if tiny else SD15_UNET))
-        vae = AutoencoderKL(**(TINY_VAE if tiny else SD15_VAE))
-        text = CLIPTextModel(CLIPTextConfig(**(TINY_TEXT if tiny else SD15_TEXT)))
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                          beta_schedule="scaled_linear")
-    parts = [m.to(device, dtype).eval().requires_grad_(False) for m in (unet, vae, text)]
-    return (*parts, sched.alphas_cumprod.to(device))
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+        pipe = build_pipeline(TINY_UNET, TINY_VAE, TINY_TEXT) if tiny else build_pipeline()
+    for net in (pipe.unet, pipe.vae, pipe.text_encoder):
+        net.to(device, dtype).eval().requires_grad_(False)
+    return pipe
 
 
 def _peak_reset(device):
@@ -82,34 +67,10 @@ def time_steps(step, iters: int, warmup: int, device) -> float:
         step()
     times = []
     for _ in range(iters):
-        _sync(device)
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+        with Stopwatch(device) as watch:
+            step()
+        times.append(watch.seconds)
     return statistics.median(times)
-
-
-def random_guide(unet, vae, text, abar, device):
-    """A ``lib.guidance.guide.Guide`` over these parts, as ``sd_guide`` builds it from a pipeline, with
-    token ids made from each prompt's bytes instead of the CLIP tokenizer (no vocabulary files)."""
-    from lib.guidance.guide import Guide, TextEmbeddingCache
-    from lib.guidance.stable_diffusion import decode_latents, encode_images, sd_noise_pred_fn
-    from lib.guidance.guide import resize_nchw
-    size = int(vae.config.sample_size)
-    n_tokens = text.config.max_position_embeddings
-
-    def encode(prompts):
-        ids = torch.zeros(len(prompts), n_tokens, dtype=torch.long)
-        for i, p in enumerate(prompts):
-            codes = list(p.encode())[:n_tokens]
-            ids[i, :len(codes)] = torch.tensor(codes, dtype=torch.long) % text.config.vocab_size
-        with torch.no_grad():
-            return text(ids.to(device))[0]
-
-    return Guide("SD 1.5 shapes", sd_noise_pred_fn(unet), TextEmbeddingCache(encode), abar,
-                 lambda im: encode_images(vae, resize_nchw(im, size)), lambda z: decode_latents(vae, z),
-                 (4, size // 8, size // 8), size)
 
 
 def image_sds_case(guide, device):
@@ -148,12 +109,13 @@ def main(argv=None):
     image_size = 64 if args.tiny else 512
     dev = args.device
     _peak_reset(dev)
-    unet, vae, text, abar = build(args.tiny, args.model_dir, dev, dtype)
+    pipe = build(args.tiny, args.model_dir, dev, dtype)
     weights_gb = _peak_gb(dev)
-    guide = random_guide(unet, vae, text, abar, dev)
+    guide = sd_guide(pipe)  # the notebooks' Guide
+    unet, vae = pipe.unet, pipe.vae
+    del pipe  # the guide's text cache holds the text encoder only until free_encoder()
     guide.embed(["", "a chair"] + [f"a chair, {v} view" for v in ("front", "side", "back", "overhead")])
     guide.embed.free_encoder()  # as the notebook does once its prompts are cached
-    del text
     print(f"device {dev} ({torch.cuda.get_device_name() if dev.startswith('cuda') else 'cpu'}), {args.dtype}, "
           f"torch {torch.__version__}, weights {'from ' + args.model_dir if args.model_dir else 'random (SD 1.5 shapes)'}")
     print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M, VAE "

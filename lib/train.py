@@ -37,6 +37,7 @@ import json
 import math
 import random
 import re
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -87,6 +88,72 @@ def _plain(value, where: str):
     raise ValueError(f"{where} must be a plain value (None, bool, int, float, str, or a list or a "
                      f"str-keyed dict of those), got {type(value).__name__} {value!r:.60}; "
                      "pass e.g. float(x) or str(path)")
+
+
+class Stopwatch:
+    """Wall-clock seconds of a ``with`` block on ``device``, in ``.seconds``. On CUDA the queue is
+    drained before the clock starts and before it stops: kernels run asynchronously, so an
+    unsynchronised time would be the time to launch them.
+
+    >>> with Stopwatch("cpu") as watch:
+    ...     total = sum(range(1000))
+    >>> watch.seconds > 0
+    True
+    """
+
+    def __init__(self, device="cpu"):
+        self.device = torch.device(device)
+        self.seconds = float("nan")
+        self._start = 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def __enter__(self) -> "Stopwatch":
+        self._sync()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._sync()
+        self.seconds = time.perf_counter() - self._start
+        return False
+
+
+class RunningLog:
+    """A step function's log lines: every ``every`` steps and at the last, ``log`` gets one line with the
+    mean of each listed number over the steps since the previous line, and the seconds so far.
+
+    Args:
+        n_steps: the run's length. every: steps per line. log: called with each line (None: silent).
+        formats: ``{key: format spec}`` of the numbers in each row to show, in order.
+
+    >>> lines = []
+    >>> running = RunningLog(4, 2, lines.append, {"loss": ".2f"})
+    >>> for step in range(4):
+    ...     running(step, {"loss": float(step)})
+    >>> [line.rsplit("  ", 1)[0] for line in lines]
+    ['step 2/4  loss 0.50', 'step 4/4  loss 2.50']
+    """
+
+    def __init__(self, n_steps: int, every: int, log: Optional[Callable[[str], None]], formats: dict):
+        if every < 1:
+            raise ValueError(f"RunningLog: `every` must be >= 1 step, got {every}")
+        self.n_steps, self.every, self.log, self.formats = int(n_steps), int(every), log, dict(formats)
+        self.rows: list = []
+        self.start = time.perf_counter()
+
+    def __call__(self, step: int, row: dict) -> None:
+        """Record ``row`` (a dict with every key of ``formats``) of 0-based ``step``; log when due."""
+        self.rows.append(row)
+        if self.log is None or ((step + 1) % self.every and step + 1 != self.n_steps):
+            return
+        means = "  ".join(f"{key} {sum(r[key] for r in self.rows) / len(self.rows):{spec}}"
+                          for key, spec in self.formats.items())
+        width = len(str(self.n_steps))
+        self.log(f"step {step + 1:{width}d}/{self.n_steps}  {means}  {time.perf_counter() - self.start:.1f} s")
+        self.rows.clear()
 
 
 def run_id(config: dict, n_steps: int, state_names) -> str:

@@ -54,22 +54,30 @@ def _byte_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def sd15_pipeline():
-    """A ``StableDiffusionPipeline`` of SD 1.5's architecture (random weights, float32, CPU), every
-    network frozen and in eval mode, as ``load_stable_diffusion`` returns one; built once."""
-    if "pipe" not in _BUILT:
-        from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-        from transformers import CLIPTextConfig, CLIPTextModel
+def build_pipeline(unet_config: dict = SD15_UNET, vae_config: dict = SD15_VAE, text_config: dict = SD15_TEXT,
+                   seed: int = 0):
+    """A ``StableDiffusionPipeline`` of these configs (default SD 1.5's) with random weights from
+    ``seed``, float32 on the CPU, every network frozen and in eval mode, as ``load_stable_diffusion``
+    returns one. ``benchmarks/sds_memory.py`` builds smaller ones of the same structure."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-        torch.manual_seed(0)
-        unet = UNet2DConditionModel(**SD15_UNET)
-        vae = AutoencoderKL(**SD15_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
-        for net in (unet, vae, text):
-            net.eval().requires_grad_(False)
-        _BUILT["pipe"] = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=_byte_tokenizer(), unet=unet,
-                                                 scheduler=PNDMScheduler(**SD15_SCHEDULER), safety_checker=None,
-                                                 feature_extractor=None, requires_safety_checker=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**unet_config)
+        vae = AutoencoderKL(**vae_config)
+        text = CLIPTextModel(CLIPTextConfig(**text_config))
+    for net in (unet, vae, text):
+        net.eval().requires_grad_(False)
+    return StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=_byte_tokenizer(), unet=unet,
+                                   scheduler=PNDMScheduler(**SD15_SCHEDULER), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def sd15_pipeline():
+    """:func:`build_pipeline` of SD 1.5's architecture, built once per process."""
+    if "pipe" not in _BUILT:
+        _BUILT["pipe"] = build_pipeline()
     return _BUILT["pipe"]
 
 

@@ -37,7 +37,6 @@ Example (CPU):
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -46,6 +45,7 @@ import torch
 from lib.metrics import psnr, ssim
 from lib.models.gaussians import PARAM_NAMES
 from lib.quaternion import quat_to_rotmat
+from lib.train import Stopwatch
 
 
 
@@ -343,31 +343,29 @@ def make_gaussian_step(model, optimizer, densifier: Optional[Densifier], images:
     _check_views(images, viewmats, Ks)
     n_views, height, width = images.shape[:3]
     w = config.ssim_weight
-    sync = torch.cuda.synchronize if images.device.type == "cuda" else (lambda: None)
 
     def step(i: int) -> dict:
-        t0 = time.perf_counter()
-        model.set_sh_degree(sh_degree_at(i, config.sh_degree_every, model.max_sh_degree))
-        lr_schedule(optimizer, i, config, scene_extent)
-        v = int(torch.randint(n_views, (1,), generator=generator, device=generator.device))
-        out = model.render(viewmats[v:v + 1], Ks[v:v + 1], width, height, background=background, backend=backend)
-        rgb, gt = out.rgb[0], images[v]
-        l1 = (rgb - gt).abs().mean()
-        s = ssim(rgb, gt)
-        loss = (1 - w) * l1 + w * (1 - s)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if densifier is not None:
-            densifier.update(out)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        logs = {"loss": loss.item(), "l1": l1.item(), "ssim": s.item(),
-                "psnr": psnr(rgb.detach().clamp(0, 1), gt).item()}
-        del out, rgb, l1, s, loss  # no graph may hold the parameters' old shapes when they are resized
-        if densifier is not None:
-            densifier.step(model, optimizer, i, scene_extent, generator)
-        sync()
-        return {**logs, "n_gaussians": model.n, "dt": time.perf_counter() - t0}
+        with Stopwatch(images.device) as watch:
+            model.set_sh_degree(sh_degree_at(i, config.sh_degree_every, model.max_sh_degree))
+            lr_schedule(optimizer, i, config, scene_extent)
+            v = int(torch.randint(n_views, (1,), generator=generator, device=generator.device))
+            out = model.render(viewmats[v:v + 1], Ks[v:v + 1], width, height, background=background, backend=backend)
+            rgb, gt = out.rgb[0], images[v]
+            l1 = (rgb - gt).abs().mean()
+            s = ssim(rgb, gt)
+            loss = (1 - w) * l1 + w * (1 - s)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if densifier is not None:
+                densifier.update(out)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            logs = {"loss": loss.item(), "l1": l1.item(), "ssim": s.item(),
+                    "psnr": psnr(rgb.detach().clamp(0, 1), gt).item()}
+            del out, rgb, l1, s, loss  # no graph may hold the parameters' old shapes when they are resized
+            if densifier is not None:
+                densifier.step(model, optimizer, i, scene_extent, generator)
+        return {**logs, "n_gaussians": model.n, "dt": watch.seconds}
 
     return step
 

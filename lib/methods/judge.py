@@ -20,15 +20,14 @@ Example:
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 
 from lib.data.shapes import CATEGORIES
-from lib.prompts import VIEW_WORDS, parse_view_prompt
 from lib.fileio import ASSETS_DIR
 from lib.methods.offline_prior import prior_dataset
+from lib.prompts import VIEW_WORDS, parse_view_prompt
+from lib.train import RunningLog, fit
 
 JUDGE_DIR = ASSETS_DIR / "judge"  # the committed judge (tools/train_judge.py; sha256 in assets/MANIFEST)
 
@@ -113,7 +112,6 @@ def train_judge(judge, images: torch.Tensor, class_labels: torch.Tensor, view_la
     Returns:
         history: ``lib.train.fit``'s, one dict per step: step, loss, class_acc, view_acc (of the batch).
     """
-    from lib.train import fit
     _check_labeled(images, class_labels, view_labels, "train_judge")
     judge.check_images(images)
     if steps < 1 or batch < 1:
@@ -129,7 +127,7 @@ def train_judge(judge, images: torch.Tensor, class_labels: torch.Tensor, view_la
     class_labels, view_labels = class_labels.to(images.device), view_labels.to(images.device)
     opt = torch.optim.Adam(judge.parameters(), lr=lr)
     judge.train()
-    running, start = [], time.perf_counter()
+    running = RunningLog(steps, log_every, log, {"loss": ".4f", "class_acc": ".3f", "view_acc": ".3f"})
 
     def step_fn(step: int) -> dict:
         idx = torch.randint(0, len(images), (batch,), generator=gen).to(images.device)
@@ -141,12 +139,7 @@ def train_judge(judge, images: torch.Tensor, class_labels: torch.Tensor, view_la
         row = {"loss": loss.item(),
                "class_acc": (class_logits.argmax(-1) == class_labels[idx]).float().mean().item(),
                "view_acc": (view_logits.argmax(-1) == view_labels[idx]).float().mean().item()}
-        running.append(row)
-        if log is not None and ((step + 1) % log_every == 0 or step + 1 == steps):
-            mean = {k: sum(r[k] for r in running) / len(running) for k in row}
-            log(f"step {step + 1:5d}/{steps}  loss {mean['loss']:.4f}  batch class acc {mean['class_acc']:.3f}  "
-                f"view acc {mean['view_acc']:.3f}  {time.perf_counter() - start:.1f} s")
-            running.clear()
+        running(step, row)  # class_acc, view_acc: of the (augmented) batch
         return row
 
     history = fit(step_fn, steps, {"judge": judge, "optimizer": opt, "generator": gen}, desc="judge",

@@ -34,7 +34,6 @@ Example (CPU):
 """
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 from lib.metrics import mse_to_psnr, psnr, ssim
 from lib.rays import get_rays, near_far_from_aabb
 from lib.render.volume import render_image, volume_render
+from lib.train import Stopwatch
 
 RenderFn = Callable[..., dict]  # (field, origins (R, 3), directions (R, 3), generator=None, perturb=True) -> dict
 
@@ -119,24 +119,22 @@ def make_nerf_step(field, optimizer, render: RenderFn, rays: Sequence[torch.Tens
     origins, dirs, colors = rays
     if not (origins.shape == dirs.shape == colors.shape) or origins.ndim != 2 or origins.shape[1] != 3:
         raise ValueError(f"`rays` must be three (R, 3) tensors, got {[tuple(r.shape) for r in rays]}")
-    sync = torch.cuda.synchronize if origins.device.type == "cuda" else (lambda: None)
 
     def step(i: int) -> dict:
-        t0 = time.perf_counter()
-        if hook is not None:
-            hook(i)
-        idx = torch.randint(len(origins), (batch_size,), generator=generator, device=origins.device)
-        out = render(field, origins[idx], dirs[idx], generator)
-        mse = F.mse_loss(out["rgb"], colors[idx])
-        loss = mse if extra_loss is None else mse + extra_loss(i)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        sync()  # so that dt is the real time of the step
+        with Stopwatch(origins.device) as watch:  # so that dt is the real time of the step
+            if hook is not None:
+                hook(i)
+            idx = torch.randint(len(origins), (batch_size,), generator=generator, device=origins.device)
+            out = render(field, origins[idx], dirs[idx], generator)
+            mse = F.mse_loss(out["rgb"], colors[idx])
+            loss = mse if extra_loss is None else mse + extra_loss(i)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
         mse = mse.item()
-        return {"loss": loss.item(), "mse": mse, "psnr": mse_to_psnr(mse), "dt": time.perf_counter() - t0,
+        return {"loss": loss.item(), "mse": mse, "psnr": mse_to_psnr(mse), "dt": watch.seconds,
                 "evals_per_ray": out.get("n_evals", 0) / batch_size}
 
     return step

@@ -21,8 +21,6 @@ Example:
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,7 +31,7 @@ from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_in
 from lib.guidance.sds import add_noise
 from lib.prompts import VIEW_RANGES, VIEW_WORDS, parse_view_prompt, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
-from lib.train import fit
+from lib.train import RunningLog, fit
 
 FILLER_WORDS = ("a", "an", "the", "of", "view", "photo", "render")
 
@@ -172,7 +170,7 @@ def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / steps)))
     unet.train()
     text_encoder.train()
-    running, start = [], time.perf_counter()
+    running = RunningLog(steps, log_every, log, {"loss": ".4f", "lr": ".2e"})
 
     def step_fn(step: int) -> dict:
         idx = torch.randint(0, len(images), (batch,), generator=gen)
@@ -191,13 +189,9 @@ def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, 
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        value = loss.item()
-        running.append(value)
-        if log is not None and ((step + 1) % log_every == 0 or step + 1 == steps):
-            log(f"step {step + 1:6d}/{steps}  loss {np.mean(running):.4f}  lr {rate:.2e}  "
-                f"{time.perf_counter() - start:.1f} s")
-            running.clear()
-        return {"loss": value, "lr": rate}
+        row = {"loss": loss.item(), "lr": rate}
+        running(step, row)
+        return row
 
     state = {"unet": unet, "text_encoder": text_encoder, "optimizer": opt, "lr_schedule": sched, "generator": gen}
     config = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "p_uncond": p_uncond,

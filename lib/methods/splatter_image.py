@@ -27,7 +27,6 @@ Example (CPU):
 """
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional
 
 import torch
@@ -38,6 +37,7 @@ from lib.metrics import mse_to_psnr, psnr, ssim
 from lib.pretrained.depth import depth_channel
 from lib.render.gaussians import render_gaussians, rgb_to_sh0
 from lib.render.gaussians.pixel import pixel_gaussians
+from lib.train import Stopwatch
 
 def flat_card(images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, depth: float = 1.3,
               scale_px: float = 0.3, opacity: float = 0.95) -> dict:
@@ -137,24 +137,22 @@ def make_splatter_step(model, optimizer, data: dict, generator: torch.Generator,
     if not 1 <= n_targets < n_views:
         raise ValueError(f"n_targets must be in [1, {n_views - 1}] (the views per object minus the input), got {n_targets}")
     size = tuple(images.shape[2:4])
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def step(i: int) -> dict:
-        t0 = time.perf_counter()
-        model.train()
-        obj = torch.randint(n_obj, (batch,), generator=generator)
-        views = torch.rand(batch, n_views, generator=generator).argsort(1)[:, :1 + n_targets]
-        src, tgt = views[:, 0], views if include_input else views[:, 1:]
-        K = Ks[obj].to(device)
-        g = model(inputs[obj, src].to(device), c2w[obj, src].to(device), K)
-        out = render_predictions(g, c2w[obj[:, None], tgt].to(device), K, size, background, backend, renderer)
-        loss = F.mse_loss(out.rgb, images[obj[:, None], tgt].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        sync()
+        with Stopwatch(device) as watch:
+            model.train()
+            obj = torch.randint(n_obj, (batch,), generator=generator)
+            views = torch.rand(batch, n_views, generator=generator).argsort(1)[:, :1 + n_targets]
+            src, tgt = views[:, 0], views if include_input else views[:, 1:]
+            K = Ks[obj].to(device)
+            g = model(inputs[obj, src].to(device), c2w[obj, src].to(device), K)
+            out = render_predictions(g, c2w[obj[:, None], tgt].to(device), K, size, background, backend, renderer)
+            loss = F.mse_loss(out.rgb, images[obj[:, None], tgt].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         value = loss.item()
-        return {"loss": value, "psnr": mse_to_psnr(value), "dt": time.perf_counter() - t0}
+        return {"loss": value, "psnr": mse_to_psnr(value), "dt": watch.seconds}
 
     return step
 

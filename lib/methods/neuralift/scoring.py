@@ -32,6 +32,7 @@ from lib.losses import chamfer_distance
 from lib.mesh import TriMesh
 from lib.metrics import masked_psnr
 from lib.primitives import mesh_from_sdf
+from lib.train import Stopwatch
 
 SURFACE_ALPHA = 0.2  # the extracted surface: where one ray step of the renderer absorbs 20 % of the light
 
@@ -133,7 +134,6 @@ def measure_lift_runs(run: Callable[[dict], dict], grid: dict, device="cpu") -> 
     """
     import itertools
     import resource
-    import time
 
     names = list(grid)
     rows = []
@@ -141,14 +141,12 @@ def measure_lift_runs(run: Callable[[dict], dict], grid: dict, device="cpu") -> 
         settings = dict(zip(names, values))
         cuda = torch.device(device).type == "cuda"
         if cuda:
-            torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
-        start = time.perf_counter()
-        result = run(settings)
+        with Stopwatch(device) as watch:
+            result = run(settings)
         if cuda:
-            torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device) / 2**20
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-        rows.append({**settings, "seconds": time.perf_counter() - start, "peak_mb": peak, **result})
+        rows.append({**settings, "seconds": watch.seconds, "peak_mb": peak, **result})
     return rows

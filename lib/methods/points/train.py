@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from lib.losses import orthogonality_penalty
 from lib.methods.points.augment import augment_points
+from lib.train import Stopwatch
 
 
 def check_point_labels(points: torch.Tensor, labels: torch.Tensor, who: str) -> str:
@@ -123,7 +124,6 @@ def seconds_per_step(model: torch.nn.Module, points: torch.Tensor, labels: torch
     trained) run can still report its cost. Median of ``n_steps`` steps."""
     import copy
     import statistics
-    import time
 
     twin = copy.deepcopy(model)
     step = make_point_step(twin, torch.optim.Adam(twin.parameters()), points, labels,
@@ -131,11 +131,7 @@ def seconds_per_step(model: torch.nn.Module, points: torch.Tensor, labels: torch
     step(0)
     times = []
     for i in range(n_steps):
-        if points.device.type == "cuda":
-            torch.cuda.synchronize(points.device)
-        start = time.perf_counter()
-        step(i + 1)
-        if points.device.type == "cuda":
-            torch.cuda.synchronize(points.device)
-        times.append(time.perf_counter() - start)
+        with Stopwatch(points.device) as watch:
+            step(i + 1)
+        times.append(watch.seconds)
     return statistics.median(times)
