@@ -422,11 +422,35 @@ def from_pytorch3d_ndc(R, T, focal_length, principal_point, image_size: Size):
 
 
 
-def random_orbit_angles(n: int, elevation_range=(5.0, 45.0), generator: torch.Generator = None):
+def random_orbit_angles(n: int, elevation_range=(5.0, 45.0), generator=None, area_uniform: bool = False):
     """``(azimuth (n,), elevation (n,))`` in degrees for random orbit cameras (:func:`orbit_poses`):
-    azimuth uniform in [0, 360), then elevation uniform in ``elevation_range``; drawn on the CPU
-    from ``generator`` in that order."""
-    az = torch.rand(n, generator=generator) * 360.0
+    azimuth uniform in [0, 360), then elevation in ``elevation_range``, drawn in that order.
+
+    Elevation is uniform in degrees, or, with ``area_uniform``, uniform over the area of the
+    sphere's band between the two elevations (``asin`` of a uniform sine: fewer cameras near the
+    poles). ``generator`` is a ``torch.Generator`` (float32 tensors, drawn on the CPU) or, for the
+    dataset writers that draw everything from one stream, a ``numpy.random.Generator`` (float64
+    tensors, the values as drawn, for writers that store them).
+    """
     lo, hi = (float(e) for e in elevation_range)
+    if not -90.0 <= lo <= hi <= 90.0:
+        raise ValueError(f"elevation_range must be (lo, hi) degrees with -90 <= lo <= hi <= 90, got {elevation_range}")
+    if type(generator).__module__.startswith("numpy"):
+        import numpy as np
+        if area_uniform:
+            lo, hi = np.sin(np.radians((lo, hi)))
+        az = generator.uniform(0.0, 360.0, n)
+        el = generator.uniform(lo, hi, n)
+        return torch.from_numpy(az), torch.from_numpy(np.degrees(np.arcsin(el)) if area_uniform else el)
+    if area_uniform:
+        lo, hi = math.sin(math.radians(lo)), math.sin(math.radians(hi))
+    az = torch.rand(n, generator=generator) * 360.0
     el = lo + torch.rand(n, generator=generator) * (hi - lo)
-    return az, el
+    return az, torch.rad2deg(torch.asin(el)) if area_uniform else el
+
+
+def random_orbit_poses(n: int, distance: float, elevation_range=(5.0, 45.0), target=(0.0, 0.0, 0.0),
+                       generator: torch.Generator = None) -> torch.Tensor:
+    """(n, 4, 4) poses at uniformly random azimuths and elevations (degrees) around ``target``."""
+    az, el = random_orbit_angles(n, elevation_range, generator)
+    return orbit_poses(az, el, distance, target)

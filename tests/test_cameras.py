@@ -232,3 +232,19 @@ def test_random_orbit_angles_ranges_and_determinism():
     assert az.std() > 50 and el.std() > 8  # spread over the ranges, not stuck at one end
     again = cameras.random_orbit_angles(64, (-10.0, 50.0), torch.Generator().manual_seed(0))
     assert torch.equal(az, again[0]) and torch.equal(el, again[1])
+
+
+def test_random_orbit_angles_area_uniform_and_numpy_streams():
+    import numpy as np
+    g = torch.Generator().manual_seed(1)
+    _, el = cameras.random_orbit_angles(20000, (0.0, 90.0), g, area_uniform=True)
+    # area-uniform on the upper hemisphere: sin(elevation) is uniform, so half the cameras lie below 30 degrees
+    assert abs((el < 30.0).float().mean().item() - 0.5) < 0.02 and el.min() >= 0 and el.max() <= 90
+    _, flat = cameras.random_orbit_angles(20000, (0.0, 90.0), torch.Generator().manual_seed(1))
+    assert abs((flat < 30.0).float().mean().item() - 1 / 3) < 0.02  # uniform in degrees
+    az, el = cameras.random_orbit_angles(5, (20.0, 30.0), np.random.default_rng(3))
+    rng = np.random.default_rng(3)  # the numpy path draws exactly as a dataset writer would, in float64
+    assert az.dtype == torch.float64 and np.array_equal(az.numpy(), rng.uniform(0, 360, 5))
+    assert np.array_equal(el.numpy(), rng.uniform(20, 30, 5))
+    with pytest.raises(ValueError, match="elevation_range"):
+        cameras.random_orbit_angles(3, (40.0, 10.0))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lib import cameras, viz
-from lib.data.capture import capture, load_capture, random_orbit_poses, save_capture
+from lib.cameras import random_orbit_poses
+from lib.data.capture import capture, load_capture, save_capture
 from lib.primitives import box
 from lib.report import Recorder, format_table, load_metrics
 

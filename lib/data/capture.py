@@ -11,6 +11,7 @@ On-disk layout of a capture folder::
 Example:
     >>> import pytest
     >>> _ = pytest.importorskip("pytorch3d")  # skipped where PyTorch3D is not installed
+    >>> from lib.cameras import random_orbit_poses
     >>> from lib.primitives import box
     >>> cap = capture(box((0, 0, 0), (1, 1, 1)), random_orbit_poses(3, 3.0, generator=torch.Generator().manual_seed(0)),
     ...               fov=50.0, image_size=32)
@@ -25,17 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.cameras import intrinsics_from_fov, orbit_poses, random_orbit_angles
+from lib.cameras import intrinsics_from_fov
 from lib.render.common import RenderSettings
 
 CONVENTION = "c2w 4x4, OpenCV camera axes (x right, y down, z forward), world y up; see lib/cameras.py"
-
-
-def random_orbit_poses(n: int, distance: float, elevation_range=(5.0, 45.0), target=(0.0, 0.0, 0.0),
-                       generator: torch.Generator = None) -> torch.Tensor:
-    """(n, 4, 4) poses at uniformly random azimuths and elevations (degrees) around ``target``."""
-    az, el = random_orbit_angles(n, elevation_range, generator)
-    return orbit_poses(az, el, distance, target)
 
 
 def capture(mesh, c2w: torch.Tensor, fov: float = 50.0, image_size=128, background=(1.0, 1.0, 1.0),

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lib.cameras import random_orbit_angles
 from lib.data.binvox import write_binvox
 from lib.data.r2n2 import GRID_BOUNDS, INFO_FILE, N_VIEWS, SYNSETS, VOXEL_RES, r2n2_camera, write_metadata
 from lib.data.shapes import CATEGORIES, SHAPES, make_shape
@@ -71,7 +72,8 @@ def write_procedural_r2n2(root, categories: Sequence[str] = ("chair",), n_models
             rng = np.random.default_rng([seed, k, i])
             model_id = f"{cat}_{seed:03d}_{i:04d}"
             mesh = normalize_mesh(make_shape(cat, int(rng.integers(2 ** 31))), 1.0, "diagonal")
-            meta = np.stack([rng.uniform(0, 360, n_views), rng.uniform(20, 30, n_views), np.zeros(n_views),
+            azimuth, elevation = random_orbit_angles(n_views, (20.0, 30.0), rng)  # R2N2's renders' ranges
+            meta = np.stack([azimuth.numpy(), elevation.numpy(), np.zeros(n_views),
                              rng.uniform(0.7, 0.9, n_views), np.full(n_views, 25.0)], 1)
             _write_model(root, syn, model_id, mesh, meta, image_size, supersample)
             part = "train" if i < n_train else "val" if i < n_train + n_val else "test"

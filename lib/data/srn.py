@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import image_hw, check_pose, intrinsics_from_fov, orbit_poses
+from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, random_orbit_angles
 from lib.images import check_image, resize_images
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
@@ -308,10 +308,8 @@ def procedural_object(category: str, shape_seed: int, rng: np.random.Generator) 
 
 def procedural_cameras(n_views: int, rng: np.random.Generator, radius: float = SRN_RADIUS) -> torch.Tensor:
     """(V, 4, 4) c2w looking at the origin from ``radius``, random directions (module docstring)."""
-    lo, hi = np.sin(np.radians(ELEVATION_RANGE))
-    azimuth = rng.uniform(0.0, 360.0, n_views)
-    elevation = np.degrees(np.arcsin(rng.uniform(lo, hi, n_views)))
-    return orbit_poses(torch.from_numpy(azimuth).float(), torch.from_numpy(elevation).float(), float(radius))
+    azimuth, elevation = random_orbit_angles(n_views, ELEVATION_RANGE, rng, area_uniform=True)
+    return orbit_poses(azimuth.float(), elevation.float(), float(radius))
 
 
 def render_srn_views(mesh: TriMesh, c2w: torch.Tensor, K: torch.Tensor, image_size: int, supersample: int = 2):

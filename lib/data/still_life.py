@@ -25,12 +25,14 @@ from pathlib import Path
 
 import torch
 
-from lib.cameras import image_hw, orbit_poses, rotation
+from lib.cameras import image_hw, orbit_poses, random_orbit_angles, rotation
 from lib.data.blender import LEGO_ANGLE_X, SPLITS, write_blender_split
 from lib.geometry import box_sdf, torus_sdf
 from lib.render.raytrace import SDFScene, render_sdf_scene
 
 SCENE_BOUNDS = [[-1.0, -0.6, -1.0], [1.0, 0.75, 1.0]]  # (min, max) corners, lib world
+# train/val cameras: area-uniform on the band whose sines are 0.1 and 0.9 (about 5.7 to 64.2 degrees up)
+TRAIN_ELEVATIONS = (math.degrees(math.asin(0.1)), math.degrees(math.asin(0.9)))
 OBJECTS = ("table", "ball", "cube", "ring")  # the columns of the scene's SDFs, index = object id
 
 
@@ -156,9 +158,7 @@ def scene_poses(n: int, split: str, seed: int = 0, distance: float = 4.0) -> tor
     if split == "test":
         return orbit_poses(n, elevation=30.0, distance=distance)
     g = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
-    az = torch.rand(n, generator=g) * 360.0
-    el = torch.rad2deg(torch.asin(0.1 + 0.8 * torch.rand(n, generator=g)))  # uniform on a cap
-    return orbit_poses(az, el, distance)
+    return orbit_poses(*random_orbit_angles(n, TRAIN_ELEVATIONS, g, area_uniform=True), distance)
 
 
 def write_blender_scene(root, seed: int = 0, n_train: int = 50, n_val: int = 5, n_test: int = 8,
