@@ -173,13 +173,23 @@ def rotation(axis: str, degrees) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------- intrinsics
+def pixel_intrinsics(fx: float, cx: float, cy: float, fy: float = None) -> torch.Tensor:
+    """(3, 3) float32 pixel intrinsics ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` (``fy`` defaults to
+    ``fx``: square pixels): the one place K is assembled. ``(cx, cy) = (W / 2, H / 2)`` is the image
+    centre (pixel centres at half-integers)."""
+    fy = fx if fy is None else fy
+    if not float(fx) > 0 or not float(fy) > 0:
+        raise ValueError(f"focal lengths must be positive pixels, got fx={fx}, fy={fy}")
+    return torch.tensor([[float(fx), 0.0, float(cx)], [0.0, float(fy), float(cy)], [0.0, 0.0, 1.0]])
+
+
 def intrinsics_from_fov(fov: float, image_size: Size) -> torch.Tensor:
     """(3, 3) K for a vertical field of view ``fov`` (degrees), square pixels, centred principal point."""
     if not 0.0 < float(fov) < 180.0:
         raise ValueError(f"fov must be in (0, 180) degrees, got {fov}")
     h, w = image_hw(image_size)
     f = 0.5 * h / math.tan(math.radians(float(fov)) / 2)
-    return torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
+    return pixel_intrinsics(f, w / 2, h / 2)
 
 
 def fov_from_intrinsics(K: torch.Tensor, image_size: Size) -> float:

@@ -248,3 +248,13 @@ def test_random_orbit_angles_area_uniform_and_numpy_streams():
     assert np.array_equal(el.numpy(), rng.uniform(20, 30, 5))
     with pytest.raises(ValueError, match="elevation_range"):
         cameras.random_orbit_angles(3, (40.0, 10.0))
+
+
+def test_pixel_intrinsics_is_the_fov_matrix():
+    K = cameras.pixel_intrinsics(50.0, 32.0, 24.0)
+    assert K.dtype == torch.float32 and K.tolist() == [[50.0, 0.0, 32.0], [0.0, 50.0, 24.0], [0.0, 0.0, 1.0]]
+    assert cameras.pixel_intrinsics(50.0, 32.0, 24.0, fy=40.0)[1, 1] == 40.0
+    f = 24.0 / math.tan(math.radians(30.0))
+    assert torch.equal(cameras.intrinsics_from_fov(60.0, (48, 64)), cameras.pixel_intrinsics(f, 32.0, 24.0))
+    with pytest.raises(ValueError, match="positive"):
+        cameras.pixel_intrinsics(0.0, 1.0, 1.0)

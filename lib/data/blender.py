@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.cameras import image_hw, from_pytorch3d_ndc
+from lib.cameras import from_pytorch3d_ndc, image_hw, pixel_intrinsics
 from lib.images import check_image, resize_images
 
 SPLITS = ("train", "val", "test")
@@ -158,7 +158,7 @@ def load_blender(root, split: str = "train", image_size=None, background="white"
     images = rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:])
     fx = 0.5 * w0 / math.tan(0.5 * float(meta["camera_angle_x"])) * (w / w0)
     fy = fx * (h / h0) / (w / w0)
-    K = torch.tensor([[fx, 0.0, w / 2], [0.0, fy, h / 2], [0.0, 0.0, 1.0]])
+    K = pixel_intrinsics(fx, w / 2, h / 2, fy)
     return {"images": images, "alpha": rgba[..., 3], "c2w": blender_to_lib(torch.stack(poses)), "K": K,
             "near": float(meta.get("near", BLENDER_DEFAULTS["near"])),
             "far": float(meta.get("far", BLENDER_DEFAULTS["far"])),

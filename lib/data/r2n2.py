@@ -91,7 +91,7 @@ def r2n2_camera(azimuth, elevation, distance_ratio, image_size: int):
     eye = torch.stack([d * el.cos() * az.cos(), d * el.sin(), d * el.cos() * az.sin()], -1)
     c2w = cameras.look_at(eye.float(), torch.zeros(3).expand(len(eye), 3))
     f = BLENDER_FOCAL_NDC * image_size / 2
-    K = torch.tensor([[f, 0.0, image_size / 2], [0.0, f, image_size / 2], [0.0, 0.0, 1.0]])
+    K = cameras.pixel_intrinsics(f, image_size / 2, image_size / 2)
     return c2w, K.expand(len(eye), 3, 3).clone()
 
 

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, random_orbit_angles
+from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, pixel_intrinsics, random_orbit_angles
 from lib.images import check_image, resize_images
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
@@ -60,7 +60,7 @@ DEPTH_SCALE = 1000.0  # depth PNG value = round(depth * DEPTH_SCALE)
 def srn_intrinsics(image_size: int) -> torch.Tensor:
     """(3, 3) K of SRN cars scaled to ``image_size`` pixels: f = 131.25 * image_size / 128, centred."""
     s = image_size / SRN_SIZE
-    return torch.tensor([[SRN_FOCAL * s, 0.0, image_size / 2], [0.0, SRN_FOCAL * s, image_size / 2], [0, 0, 1.0]])
+    return pixel_intrinsics(SRN_FOCAL * s, image_size / 2, image_size / 2)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -85,7 +85,7 @@ def read_intrinsics(path) -> tuple[torch.Tensor, tuple[int, int]]:
         raise ValueError(f"{path} line {n4}: expected 'H W' (2 integers), got {' '.join(size)!r}") from None
     if f <= 0 or h <= 0 or w <= 0:
         raise ValueError(f"{path}: expected a positive focal length and image size, got f={f}, H={h}, W={w}")
-    return torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]]), (h, w)
+    return pixel_intrinsics(f, cx, cy), (h, w)
 
 
 def read_pose(path) -> torch.Tensor:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from lib.cameras import image_hw, orbit_poses, random_orbit_angles, rotation
+from lib.cameras import image_hw, orbit_poses, pixel_intrinsics, random_orbit_angles, rotation
 from lib.data.blender import LEGO_ANGLE_X, SPLITS, write_blender_split
 from lib.geometry import box_sdf, torus_sdf
 from lib.render.raytrace import SDFScene, render_sdf_scene
@@ -178,7 +178,7 @@ def write_blender_scene(root, seed: int = 0, n_train: int = 50, n_val: int = 5, 
     h, w = image_hw(image_size)
     fov_y = math.degrees(2 * math.atan(math.tan(LEGO_ANGLE_X / 2) * h / w))
     f = 0.5 * w / math.tan(LEGO_ANGLE_X / 2)
-    K = torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
+    K = pixel_intrinsics(f, w / 2, h / 2)
     extra = {"background": background, "seed": seed, "generator": "lib.data.still_life.write_blender_scene",
              "fov_y_degrees": fov_y}
     for split, n in zip(SPLITS, (n_train, n_val, n_test)):

@@ -113,13 +113,14 @@ def _write_cow(out: Path, seed: int) -> dict[str, Path]:
 def _render_lego(seed: int):
     """The still life seen as lego is: ``({split: (rgba (N, S, S, 4), c2w (N, 4, 4))}, K (3, 3))``,
     square images with lego's horizontal field of view, poses of ``still_life.scene_poses``."""
+    from lib.cameras import pixel_intrinsics
     from lib.data.blender import LEGO_ANGLE_X, SPLITS
     from lib.data.still_life import render_scene, scene_poses
 
     c = COUNTS["nerf_synthetic"]
     s = c["image"]
     f = 0.5 * s / math.tan(LEGO_ANGLE_X / 2)
-    K = torch.tensor([[f, 0.0, s / 2], [0.0, f, s / 2], [0.0, 0.0, 1.0]])
+    K = pixel_intrinsics(f, s / 2, s / 2)
     views = {}
     for split in SPLITS:
         c2w = scene_poses(c[split], split, seed)
