@@ -1,5 +1,10 @@
-"""Images of on-disk datasets (Blender, SRN, the truck scene): the checks every reader makes, and
-resizing. One home, so that every reader says the same thing about a bad file.
+"""Images: the course's one convention and its edges.
+
+Images are (..., H, W, 3) float tensors in [0, 1], channels last, at every public boundary of lib.
+This module holds the checks every file reader makes (one home, so every reader says the same thing
+about a bad file), resizing (antialiased), the conversions to and from the 8-bit pixels of files
+(``to_uint8``, ``from_uint8``), and the model-space edge: channels-first (B, C, H, W) batches for a
+network's input (``check_images01``, ``resize_nchw``).
 
 Example:
     >>> import numpy as np
@@ -43,3 +48,44 @@ def resize_images(images: torch.Tensor, size) -> torch.Tensor:
     x = images.permute(0, 3, 1, 2)
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     return x.permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def to_uint8(images) -> np.ndarray:
+    """(..., H, W, C) float in [0, 1] (tensor or array) or uint8 -> a uint8 numpy array (values clipped,
+    rounded to the nearest level): what image files and video frames hold."""
+    if torch.is_tensor(images):
+        images = images.detach().cpu().numpy()
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    if not np.isfinite(images).all():
+        raise ValueError("images contain NaN or inf; cannot convert them to 8-bit colours")
+    return (np.clip(images, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def from_uint8(pixels) -> torch.Tensor:
+    """uint8 pixels (array or tensor, any shape) -> float32 tensor in [0, 1] (``pixels / 255``)."""
+    x = pixels if torch.is_tensor(pixels) else torch.from_numpy(np.ascontiguousarray(pixels))
+    if x.dtype != torch.uint8:
+        raise ValueError(f"from_uint8: expected uint8 pixels, got {x.dtype}")
+    return x.float() / 255.0
+
+
+# ----------------------------------------------------------- the model-space edge (channels first)
+def check_images01(images: torch.Tensor, name: str = "images") -> None:
+    """ValueError unless ``images`` is a (B, 3, H, W) float tensor with values in [0, 1]."""
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+        got = f"{tuple(images.shape)} {images.dtype}" if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"{name} must be a (B, 3, H, W) float tensor in [0, 1], got {got}")
+    lo, hi = images.min().item(), images.max().item()
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise ValueError(f"{name} must be in [0, 1] (renders, not 2 x - 1), got values in [{lo:.3g}, {hi:.3g}]")
+
+
+def resize_nchw(images: torch.Tensor, size) -> torch.Tensor:
+    """(B, C, H, W) in [0, 1] -> (B, C, size, size) (or ``size = (h, w)``) by :func:`resize_images`, for a
+    model's input (channels first); unchanged if equal."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(images.shape[-2:]) == size:
+        return images
+    return resize_images(images.permute(0, 2, 3, 1), size).permute(0, 3, 1, 2)

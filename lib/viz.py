@@ -17,18 +17,7 @@ import torch
 
 from lib.cameras import orbit_poses
 from lib.fileio import atomic_write
-
-
-def to_uint8(images) -> np.ndarray:
-    """(…, H, W, 3) float in [0, 1] or uint8 -> uint8 numpy array (values clipped)."""
-    if torch.is_tensor(images):
-        images = images.detach().cpu().numpy()
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    if not np.isfinite(images).all():
-        raise ValueError("images contain NaN or inf; cannot convert them to 8-bit colours")
-    return (np.clip(images, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+from lib.images import to_uint8
 
 
 def _check_frames(frames) -> np.ndarray:

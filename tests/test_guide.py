@@ -9,7 +9,7 @@ import torch
 from lib.methods.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step, render_turntable
 from lib.guidance.load import GUIDES, load_guide
 from lib.guidance.sds import TimestepSchedule
-from lib.guidance.guide import check_images01
+from lib.images import check_images01
 from lib.methods.sds import TensorState, make_image_sds_step, make_texture_sds_step
 
 

@@ -245,7 +245,8 @@ def test_clip_encoder_is_differentiable_and_reports_missing_models(tmp_path, mon
     assert images.grad is not None and images.grad[1].abs().sum() > 0  # gradients reach the renders
     # the same numbers as the model on hand-normalised, resized pixels
     net = transformers.CLIPVisionModelWithProjection.from_pretrained(tmp_path).eval()
-    x = torch.nn.functional.interpolate(images.detach(), size=(16, 16), mode="bilinear", align_corners=False)
+    x = torch.nn.functional.interpolate(images.detach(), size=(16, 16), mode="bilinear", antialias=True,
+                                        align_corners=False)
     x = (x - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
     torch.testing.assert_close(emb.detach(), net(pixel_values=x).image_embeds)
     with pytest.raises(RuntimeError, match="no-such-model"):

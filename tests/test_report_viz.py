@@ -7,6 +7,7 @@ import torch
 
 from lib import cameras, viz
 from lib.cameras import random_orbit_poses
+from lib.images import to_uint8
 from lib.data.capture import capture, load_capture, save_capture
 from lib.primitives import box
 from lib.report import Recorder, format_table, load_metrics
@@ -39,7 +40,7 @@ def test_gif_and_mp4_writers_round_trip(tmp_path):
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         viz.save_gif(torch.rand(20, 24, 3), tmp_path / "b.gif")
     with pytest.raises(ValueError, match="NaN"):
-        viz.to_uint8(torch.full((2, 2, 3), float("nan")))
+        to_uint8(torch.full((2, 2, 3), float("nan")))
 
 
 @pytest.mark.needs_pytorch3d

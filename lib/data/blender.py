@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from lib.cameras import from_pytorch3d_ndc, image_hw, pixel_intrinsics
-from lib.images import check_image, resize_images
+from lib.images import check_image, from_uint8, resize_images, to_uint8
 
 SPLITS = ("train", "val", "test")
 LEGO_ANGLE_X = 0.6911112070083618  # camera_angle_x of nerf_synthetic/lego
@@ -211,7 +211,7 @@ def load_pytorch3d_nerf(path, image_size=None, split: str = None, z_up: bool = N
     h, w = (h0, w0) if image_size is None else image_hw(image_size)
     images = []
     for i in keep.tolist():
-        img = torch.from_numpy(stacked[i * h0:(i + 1) * h0, :, :3].astype(np.float32) / 255.0)
+        img = from_uint8(stacked[i * h0:(i + 1) * h0, :, :3])
         images.append(img if (h, w) == (h0, w0) else resize_images(img[None], (h, w))[0])
     images = torch.stack(images)
     f = cams["focal_length"].float().reshape(n, -1).expand(n, 2)[keep]
@@ -257,7 +257,7 @@ def write_blender_split(root, split: str, images: torch.Tensor, c2w: torch.Tenso
     (root / split).mkdir(parents=True, exist_ok=True)
     frames = []
     for i, (pose, img) in enumerate(zip(c2w, images)):
-        iio.imwrite(root / split / f"r_{i}.png", (img.detach().cpu().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
+        iio.imwrite(root / split / f"r_{i}.png", to_uint8(img))
         frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": lib_to_blender(pose).tolist()})
     meta = {"camera_angle_x": float(camera_angle_x), "frames": frames}
     for key, value in (("near", near), ("far", far)):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from lib.cameras import intrinsics_from_fov
+from lib.images import from_uint8, to_uint8
 from lib.render.common import RenderSettings
 
 CONVENTION = "c2w 4x4, OpenCV camera axes (x right, y down, z forward), world y up; see lib/cameras.py"
@@ -57,7 +58,6 @@ def save_capture(folder, cap: dict) -> Path:
     import imageio.v3 as iio
 
     from lib.report import write_json_atomic
-    from lib.viz import to_uint8
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def load_capture(folder) -> dict:
         for f in files:
             if not f.exists():
                 raise FileNotFoundError(f"{f} not found: cameras.json lists {c2w.shape[0]} views")
-        rgb.append(torch.from_numpy(iio.imread(files[0])[..., :3].astype(np.float32) / 255))
+        rgb.append(from_uint8(iio.imread(files[0])[..., :3]))
         depth.append(torch.from_numpy(np.load(files[1])))
         mask.append(torch.from_numpy(iio.imread(files[2]) > 127))
     return {"rgb": torch.stack(rgb), "depth": torch.stack(depth), "mask": torch.stack(mask),

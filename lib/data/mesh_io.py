@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lib.fileio import atomic_write
+from lib.images import to_uint8
 from lib.mesh import TriMesh
 
 PathLike = Union[str, os.PathLike]
@@ -336,7 +337,7 @@ def save_obj(path: PathLike, mesh: TriMesh, material_name: str = "material_0") -
 
     if mesh.texture is not None:
         tex_name, mtl_name = f"{path.stem}_texture.png", f"{path.stem}.mtl"
-        img = (mesh.texture.detach().cpu().float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        img = to_uint8(mesh.texture.float())
         _atomic_write(path.parent / tex_name, lambda f: _write_png(f, img), binary=True)
         mtl = (f"# written by lib.data.mesh_io.save_obj\nnewmtl {material_name}\n"
                "Ka 1.000 1.000 1.000\nKd 1.000 1.000 1.000\nKs 0.000 0.000 0.000\nNs 10.0\nillum 2\n"

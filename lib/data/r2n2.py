@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from lib import cameras
+from lib.images import from_uint8, resize_nchw, to_uint8
 from lib.mesh import TriMesh
 
 SYNSETS = {"airplane": "02691156", "bench": "02828884", "cabinet": "02933112", "car": "02958343",
@@ -335,12 +336,11 @@ class R2N2Dataset(torch.utils.data.Dataset):
         rec = self.records[index]
         views = list(self.views) if self.views is not None else rec.views
         rgba = torch.from_numpy(np.stack([_read_png(rec.render_dir / f"{v:02d}.png") for v in views]))
-        rgba = rgba.permute(0, 3, 1, 2).float() / 255.0  # (V, 4, H, W)
+        rgba = from_uint8(rgba).permute(0, 3, 1, 2)  # (V, 4, H, W)
         images = rgba[:, :3] * rgba[:, 3:] + (1 - rgba[:, 3:])  # composite on white
         size = self.image_size or images.shape[-1]
         if size != images.shape[-1]:
-            images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
-                                                     antialias=True, align_corners=False).clamp(0, 1)
+            images = resize_nchw(images, size)
         c2w, K = self.cameras(index, views, size)
         return {"images": images.contiguous(), "voxels": self.voxels[index].float(), "points": self.points[index],
                 "c2w": c2w, "K": K, "model_id": rec.model_id, "category": rec.category}
@@ -375,7 +375,7 @@ def to_tensors(dataset: R2N2Dataset, progress: bool = False) -> dict:
     if len(n_views) != 1:
         raise ValueError(f"to_tensors: models have different numbers of views {sorted(n_views)}; "
                          "build the dataset with views=[...] so that every item has the same views")
-    return {"images": torch.stack([(it["images"] * 255 + 0.5).to(torch.uint8) for it in items]),
+    return {"images": torch.stack([torch.from_numpy(to_uint8(it["images"])) for it in items]),
             "voxels": torch.stack([it["voxels"] > 0.5 for it in items]),
             "points": torch.stack([it["points"] for it in items]),
             "c2w": torch.stack([it["c2w"] for it in items]), "K": torch.stack([it["K"] for it in items]),

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, pixel_intrinsics, random_orbit_angles
-from lib.images import check_image, resize_images
+from lib.images import check_image, from_uint8, resize_images, to_uint8
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
 from lib.render.zbuffer import rasterize, render_views
@@ -155,7 +155,7 @@ def load_srn_object(folder, image_size=None) -> dict:
             raise ValueError(f"{f} has no depth map: expected {depth_file} (the object has a depth/ folder)")
         img = check_image(_read_png(f), f, size and (files[0].name, size))
         size = img.shape[:2]
-        x = torch.from_numpy(img.astype(np.float32) / 255.0)
+        x = from_uint8(img)
         if x.shape[-1] == 4:  # straight alpha over white
             x = x[..., :3] * x[..., 3:] + (1 - x[..., 3:])
         images.append(x)
@@ -276,7 +276,7 @@ def write_srn_object(folder, images: torch.Tensor, c2w: torch.Tensor, K: torch.T
     for sub in ("rgb", "pose") + (("depth",) if depth is not None else ()):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     (folder / "intrinsics.txt").write_text(f"{K[0, 0]:.6f} {K[0, 2]:.6f} {K[1, 2]:.6f} 0.\n0. 0. 0.\n1.\n{h} {w}\n")
-    pixels = (images.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    pixels = to_uint8(images)
     for i in range(v):
         name = f"{i:06d}"
         Image.fromarray(pixels[i], "RGB").save(folder / "rgb" / f"{name}.png")

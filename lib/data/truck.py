@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from lib.cameras import check_pose, from_pytorch3d_ndc, world_to_camera
-from lib.images import check_image
+from lib.images import check_image, from_uint8, to_uint8
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 N_TEST_SPLITS = 7  # linspace(0, N, 7)[1:-1]: five evenly spread held-out views
@@ -115,7 +115,7 @@ def load_truck(root) -> dict:
         first = size and (images[names[0]].name, size)
         img = check_image(np.asarray(iio.imread(images[name])), images[name], first)
         size = img.shape[:2]
-        arrays.append(img[..., :3].astype(np.float32) / 255.0)
+        arrays.append(from_uint8(img[..., :3]))
     pose = np.stack([_read_pose(poses[name]) for name in names])  # (N, 16)
     c2w, K = from_pytorch3d_ndc(pose[:, :9].reshape(-1, 3, 3), pose[:, 9:12], pose[:, 12:14], pose[:, 14:16], size)
     points_path = _points_file(root)
@@ -123,7 +123,7 @@ def load_truck(root) -> dict:
     if points.ndim != 2 or points.shape[1] != 3 or not np.isfinite(points).all():
         raise ValueError(f"{points_path}: expected (M, 3) finite points, got shape {points.shape}")
     train_idx, test_idx = truck_split(len(names))
-    return {"images": torch.from_numpy(np.stack(arrays)), "c2w": c2w, "K": K,
+    return {"images": torch.stack(arrays), "c2w": c2w, "K": K,
             "points": torch.from_numpy(points.astype(np.float32)), "train_idx": train_idx,
             "test_idx": test_idx, "names": names, "image_size": tuple(size)}
 
@@ -181,7 +181,7 @@ def write_truck_folder(root, images: torch.Tensor, c2w: torch.Tensor, K: torch.T
     for sub in ("imgs", "poses", "points"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     rows = to_pytorch3d_ndc(c2w, K, images.shape[1:3]).numpy()
-    pixels = (images.detach().cpu().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    pixels = to_uint8(images)
     for i, (img, row) in enumerate(zip(pixels, rows)):
         name = f"frame{first_frame + i:06d}"
         kwargs = {"quality": 95} if image_format == "jpg" else {}

@@ -27,7 +27,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from lib.images import resize_images
 
 
 @dataclass
@@ -42,24 +41,6 @@ class Guide:
     from_model: Callable[[torch.Tensor], torch.Tensor]
     model_shape: Tuple[int, int, int]
     image_size: int
-
-
-def check_images01(images: torch.Tensor, name: str = "images") -> None:
-    """ValueError unless ``images`` is a (B, 3, H, W) float tensor with values in [0, 1]."""
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        got = f"{tuple(images.shape)} {images.dtype}" if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(f"{name} must be a (B, 3, H, W) float tensor in [0, 1], got {got}")
-    lo, hi = images.min().item(), images.max().item()
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"{name} must be in [0, 1] (renders, not 2 x - 1), got values in [{lo:.3g}, {hi:.3g}]")
-
-
-
-def resize_nchw(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 3, size, size) by ``lib.images.resize_images``; unchanged if equal."""
-    if images.shape[-2:] == (size, size):
-        return images
-    return resize_images(images.permute(0, 2, 3, 1), (size, size)).permute(0, 3, 1, 2)
 
 
 class TextEmbeddingCache:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from lib.fileio import ASSETS_DIR
-from lib.guidance.guide import Guide, check_images01, resize_nchw
+from lib.guidance.guide import Guide
+from lib.images import check_images01, resize_nchw
 from lib.guidance.guide import TextEmbeddingCache
 from lib.models.text_prior import prompt_words
 

@@ -24,7 +24,8 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
-from lib.guidance.guide import check_images01
+from lib.guidance.guide import Guide, TextEmbeddingCache
+from lib.images import check_images01, resize_nchw
 from lib.pretrained.hub import hub_offline, load_first
 
 FP16_VARIANT = "fp16"  # the hub repos' half-size weight files (*.fp16.safetensors), tried first
@@ -148,8 +149,6 @@ def sd_guide(pipe, generator: Optional[torch.Generator] = None):
     ``sample_size`` (512 for SD 1.5 / 2.1-base) and encoded with gradients (:func:`encode_images`);
     model space is (4, 64, 64) latents; ``from_model`` decodes. The text cache starts empty; call
     ``guide.embed.free_encoder()`` once every prompt is cached to free the text encoder's memory."""
-    from lib.guidance.guide import Guide, resize_nchw
-    from lib.guidance.guide import TextEmbeddingCache
     vae = pipe.vae  # the closures hold the parts, not the pipeline, so that free_encoder() frees the
     size = int(vae.config.sample_size)  # text encoder once nothing else holds the pipeline
     factor = 2 ** (len(vae.config.block_out_channels) - 1)

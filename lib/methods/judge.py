@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from lib.data.shapes import CATEGORIES
 from lib.fileio import ASSETS_DIR
+from lib.images import check_images01, resize_nchw
 from lib.methods.offline_prior import prior_dataset
 from lib.prompts import VIEW_WORDS, parse_view_prompt
 from lib.train import RunningLog, fit
@@ -194,7 +195,6 @@ def class_confidence(judge, images: torch.Tensor, target_class) -> torch.Tensor:
 def judge_renders(judge, images01: torch.Tensor) -> dict:
     """:meth:`lib.models.judge.Judge.predict` of renders (B, 3, H, W) in [0, 1] of any size: resized
     to the judge's size (``lib.images.resize_images``) and mapped to ``2 x - 1`` first."""
-    from lib.guidance.guide import check_images01, resize_nchw
     check_images01(images01, "judge_renders: images")
     x = resize_nchw(images01.float(), judge.config.image_size)
     return judge.predict(2 * x.to(next(judge.parameters()).device) - 1)

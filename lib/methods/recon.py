@@ -25,6 +25,7 @@ from torch import nn
 from lib.cameras import project
 from lib.data.r2n2 import GRID_BOUNDS
 from lib.geometry import sample_surface, sample_surface_batched
+from lib.images import from_uint8
 from lib.losses import (chamfer_distance, discriminator_loss, generator_adv_loss, kl_divergence,
                         mesh_laplacian_smoothing, voxel_bce)
 from lib.metrics import DEFAULT_THRESHOLDS, f_score, voxel_iou
@@ -36,7 +37,7 @@ from lib.voxels import voxels_to_mesh
 def view_batch(data: dict, index: torch.Tensor, view: torch.Tensor) -> dict:
     """Images (B, 3, H, W) float [0, 1] of views ``view`` (B,) of models ``index`` (B,), with their
     targets (``voxels`` (B, 32, 32, 32) float, ``points`` (B, P, 3)), from ``lib.data.r2n2.to_tensors``."""
-    return {"images": data["images"][index, view].float() / 255.0, "voxels": data["voxels"][index].float(),
+    return {"images": from_uint8(data["images"][index, view]), "voxels": data["voxels"][index].float(),
             "points": data["points"][index]}
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Callable, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 
+from lib.images import check_images01, resize_nchw
 from lib.pretrained.hub import load_transformers_model
 
 CLIP_MODELS = ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "openai/clip-vit-base-patch32")
@@ -56,9 +56,8 @@ def load_clip_encoder(model: Union[str, Sequence[str]] = CLIP_MODELS, device="cp
     std = torch.tensor(processor.image_std, device=device).view(1, 3, 1, 1)
 
     def encode(images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"CLIP encoder: images must be (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
-        x = F.interpolate(images.to(device).float(), size=size, mode="bilinear", align_corners=False)
+        check_images01(images, "images for the CLIP encoder")
+        x = resize_nchw(images.to(device).float(), size)  # antialiased, as CLIP's own (PIL) resizing
         x = ((x - mean) / std).to(dtype)
         return net(pixel_values=x).image_embeds.float()
 

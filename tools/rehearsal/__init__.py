@@ -46,7 +46,7 @@ def write_photo(path, seed: int = 0, size: int = 96) -> Path:
     import numpy as np
 
     from lib.methods.neuralift.lift import procedural_lift_input
-    from lib.viz import to_uint8
+    from lib.images import to_uint8
 
     inp = procedural_lift_input("chair", seed=seed, image_size=size, azimuth=40.0, elevation=10.0)
     rgba = np.concatenate([to_uint8(inp["image"]), to_uint8(inp["mask"].float()[..., None])], axis=-1)

@@ -152,7 +152,7 @@ def _write_pt3d_lego(out: Path, views: dict, K: torch.Tensor) -> dict[str, Path]
 
     from lib.cameras import rotation
     from lib.data.truck import to_pytorch3d_ndc
-    from lib.viz import to_uint8
+    from lib.images import to_uint8
 
     rgba = torch.cat([v[0] for v in views.values()])
     c2w = torch.cat([v[1] for v in views.values()])

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses
 from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
+from lib.images import from_uint8
 from lib.methods.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
                              shaded_field_fn)
 from lib.guidance.sds import TimestepSchedule, sds_loss
@@ -108,7 +109,7 @@ class LiftConfig(DreamFusionConfig):
 def _as_float_image(image, name: str) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(image)) if not torch.is_tensor(image) else image
     if x.dtype == torch.uint8:
-        x = x.float() / 255
+        x = from_uint8(x)
     if not x.is_floating_point():
         raise ValueError(f"lift_inputs: `{name}` must be float in [0, 1] or uint8, got {x.dtype}")
     return x.float()
