@@ -5,7 +5,8 @@ One module per idea, in layers; a module imports only from its own layer or belo
 
 The foundation (conventions, pure maths, the training loop and its outputs):
 
-- ``lib.cameras``   the one camera convention, look-at orbits, projection, rotations, PyTorch3D conversion
+- ``lib.cameras``   the one camera convention: look-at orbits, random orbits, intrinsics, projection, rotations
+- ``lib.pytorch3d_cameras`` the only conversion between PyTorch3D's cameras (objects or NDC numbers) and ours
 - ``lib.quaternion`` wxyz quaternions: to and from rotation matrices, the Hamilton product
 - ``lib.mesh``      ``TriMesh`` (verts, faces, uv, texture, labels) and the mesh queries: face areas
                     and normals, vertex normals, signed volume, edges and edge counts, normalisation

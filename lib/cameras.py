@@ -16,9 +16,8 @@ Convention (stated once, here; loaders convert on load and nothing else flips si
   ``target + d * (cos(el) sin(az), sin(el), cos(el) cos(az))`` looking at the target, so azimuth 0
   is on the +z axis (as in PyTorch3D's ``look_at_view_transform``).
 
-PyTorch3D uses other axes (x left, y up) and row vectors; :func:`to_pytorch3d`,
-:func:`from_pytorch3d` and :func:`from_pytorch3d_ndc` (plain arrays, no PyTorch3D needed) are the
-only places that convert. PyTorch3D is imported lazily.
+PyTorch3D uses other axes (x left, y up) and row vectors; ``lib.pytorch3d_cameras`` is the only
+module that converts.
 
 Example:
     >>> c2w = orbit_poses(torch.tensor([0.0, 90.0]), elevation=30.0, distance=3.0)
@@ -325,111 +324,6 @@ def unproject_depth(depth: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, mas
     cam = torch.cat([(uv - K[:2, 2]) / K.diagonal()[:2] * z[:, None], z[:, None]], -1)
     check_pose(c2w)
     return cam @ c2w[:3, :3].T + c2w[:3, 3]
-
-
-# ------------------------------------------------------------------------ PyTorch3D
-def to_pytorch3d(c2w: torch.Tensor, K: torch.Tensor, image_size: Size, device=None):
-    """PyTorch3D ``PerspectiveCameras`` (screen space) for our poses.
-
-    Args:
-        c2w: (4, 4) or (N, 4, 4). K: (3, 3) or (N, 3, 3). image_size: H or (H, W).
-    Returns:
-        ``PerspectiveCameras`` with N cameras on ``device`` (default CPU); a world point
-        projects to the same pixel with it as with :func:`project`.
-    """
-    c2w = check_pose(c2w if c2w.ndim == 3 else c2w[None])  # bad poses are refused with or without PyTorch3D
-    from pytorch3d.utils import cameras_from_opencv_projection
-
-    n = c2w.shape[0]
-    K = (K if K.ndim == 3 else K[None]).expand(n, 3, 3).float()
-    w2c = world_to_camera(c2w)
-    size = torch.tensor([image_hw(image_size)]).expand(n, 2)
-    cams = cameras_from_opencv_projection(w2c[:, :3, :3], w2c[:, :3, 3], K, size)
-    return cams.to(device or "cpu")
-
-
-def from_pytorch3d(cameras, image_size: Size):
-    """Inverse of :func:`to_pytorch3d`, for ``PerspectiveCameras`` and ``FoVPerspectiveCameras``.
-
-    Returns:
-        c2w: (N, 4, 4) and K: (N, 3, 3) in this module's convention.
-    """
-    from pytorch3d.renderer import FoVPerspectiveCameras
-    from pytorch3d.utils import opencv_from_cameras_projection
-
-    h, w = image_hw(image_size)
-    n = len(cameras)
-    w2c = _pytorch3d_w2c(cameras.R.detach().cpu(), cameras.T.detach().cpu())
-    if isinstance(cameras, FoVPerspectiveCameras):
-        if not cameras.degrees:
-            raise ValueError("from_pytorch3d: FoVPerspectiveCameras with degrees=False are not supported")
-        # PyTorch3D applies the field of view to the shorter image side.
-        f = 0.5 * min(h, w) / torch.tan(torch.deg2rad(cameras.fov.detach().cpu().reshape(-1)) / 2)
-        K = torch.zeros(n, 3, 3)
-        K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = f, f, w / 2, h / 2, 1.0
-    else:
-        size = torch.tensor([[h, w]], device=cameras.device).expand(n, 2)
-        K = opencv_from_cameras_projection(cameras, size)[2].detach().cpu()
-    return world_to_camera(w2c), K
-
-
-def _pytorch3d_w2c(R: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    """(N, 4, 4) our world-to-camera from PyTorch3D's ``x_view = x_world @ R + T`` (R (N, 3, 3),
-    T (N, 3)); PyTorch3D's view axes are diag(-1, -1, 1) of ours (x left, y up, z forward)."""
-    flip = torch.tensor([-1.0, -1.0, 1.0], dtype=R.dtype)
-    w2c = torch.eye(4, dtype=R.dtype).repeat(R.shape[0], 1, 1)
-    w2c[:, :3, :3] = flip[:, None] * R.transpose(1, 2)
-    w2c[:, :3, 3] = flip * T
-    return w2c
-
-
-def from_pytorch3d_ndc(R, T, focal_length, principal_point, image_size: Size):
-    """Our c2w and pixel K from the raw parameters of PyTorch3D ``PerspectiveCameras`` in NDC
-    (``in_ndc=True``, the default), without importing PyTorch3D.
-
-    PyTorch3D projects with row vectors, ``x_view = x_world @ R + T``, in view axes x left, y up,
-    z forward, then ``x_ndc = f_x * x_view / z + p_x`` (and likewise y). NDC units are half the
-    shorter image side, ``s = min(H, W) / 2``, and the NDC origin is the image centre, so in our
-    pixels (u right, v down, the image spanning [0, W] x [0, H], as PyTorch3D's
-    ``transform_points_screen``):
-
-        fx = f_x s,   fy = f_y s,   cx = W / 2 - p_x s,   cy = H / 2 - p_y s.
-
-    Args:
-        R: (N, 3, 3) or (3, 3) rotation (PyTorch3D's, row-vector convention).
-        T: (N, 3) or (3,) translation, world units.
-        focal_length: (N, 2), (N, 1), (N,), (2,) or a scalar, NDC units.
-        principal_point: (N, 2) or (2,), NDC units.
-        image_size: H or (H, W) in pixels, shared by the N cameras.
-    Returns:
-        c2w: (N, 4, 4) float32 (OpenCV axes, this module's convention). K: (N, 3, 3) float32 pixels.
-        A world point projects to the same pixel with :func:`project` as with PyTorch3D's
-        ``transform_points_screen`` (tested against PyTorch3D).
-    """
-    h, w = image_hw(image_size)
-    R = torch.as_tensor(R, dtype=torch.float64)
-    batched = R.ndim == 3
-    R = R if batched else R[None]
-    n = R.shape[0]
-    if R.shape[1:] != (3, 3):
-        raise ValueError(f"`R` must be (N, 3, 3) or (3, 3), got {tuple(R.shape)}")
-    f = torch.as_tensor(focal_length, dtype=torch.float64)
-    f = f.reshape(-1, 1) if batched and f.ndim <= 1 else f.reshape(-1, f.shape[-1] if f.ndim else 1)
-    f = f.expand(-1, 2) if f.shape[-1] == 1 else f
-    T = torch.as_tensor(T, dtype=torch.float64).reshape(-1, 3)
-    p = torch.as_tensor(principal_point, dtype=torch.float64).reshape(-1, 2)
-    if T.shape[0] not in (1, n) or f.shape not in ((1, 2), (n, 2)) or p.shape[0] not in (1, n):
-        raise ValueError(f"from_pytorch3d_ndc: R {tuple(R.shape)} but T {tuple(T.shape)}, focal_length "
-                         f"{tuple(f.shape)}, principal_point {tuple(p.shape)}; expected N = {n} rows (or 1)")
-    s = min(h, w) / 2.0
-    K = torch.zeros(n, 3, 3, dtype=torch.float64)
-    K[:, 0, 0], K[:, 1, 1] = (f[:, 0] * s).expand(n), (f[:, 1] * s).expand(n)
-    K[:, 0, 2], K[:, 1, 2] = (w / 2 - p[:, 0] * s).expand(n), (h / 2 - p[:, 1] * s).expand(n)
-    K[:, 2, 2] = 1.0
-    w2c = _pytorch3d_w2c(R, T.expand(n, 3))
-    check_pose(w2c, "R")
-    return world_to_camera(w2c).float(), K.float()
-
 
 
 def random_orbit_angles(n: int, elevation_range=(5.0, 45.0), generator=None, area_uniform: bool = False):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lib import cameras
+from lib import pytorch3d_cameras as p3c
 
 
 def random_pose(gen, n=1):
@@ -75,7 +76,7 @@ def test_pytorch3d_cameras_project_like_ours(n_cams, size):
     c2w = random_pose(gen, n_cams)
     K = cameras.intrinsics_from_fov(45.0, size)
     pts = torch.rand(50, 3, generator=gen) - 0.5
-    p3d = cameras.to_pytorch3d(c2w, K, size)
+    p3d = p3c.to_pytorch3d(c2w, K, size)
     screen = p3d.transform_points_screen(pts.expand(n_cams, 50, 3))
     for i in range(n_cams):
         uv, _ = cameras.project(pts, c2w[i], K)
@@ -89,7 +90,7 @@ def test_from_pytorch3d_inverts_to_pytorch3d():
     gen = torch.Generator().manual_seed(3)
     c2w = random_pose(gen, 2)
     K = cameras.intrinsics_from_fov(70.0, (48, 64))
-    c2w_back, K_back = cameras.from_pytorch3d(cameras.to_pytorch3d(c2w, K, (48, 64)), (48, 64))
+    c2w_back, K_back = p3c.from_pytorch3d(p3c.to_pytorch3d(c2w, K, (48, 64)), (48, 64))
     torch.testing.assert_close(c2w_back, c2w, atol=1e-5, rtol=0)
     torch.testing.assert_close(K_back, K.expand(2, 3, 3), atol=1e-4, rtol=0)
 
@@ -100,7 +101,7 @@ def test_from_pytorch3d_reads_fov_cameras():
 
     R, T = look_at_view_transform(dist=2.7, elev=15, azim=40)
     fov_cams = FoVPerspectiveCameras(R=R, T=T, fov=50.0)
-    c2w, K = cameras.from_pytorch3d(fov_cams, 64)
+    c2w, K = p3c.from_pytorch3d(fov_cams, 64)
     pts = torch.rand(20, 3) - 0.5
     uv, _ = cameras.project(pts, c2w[0], K[0])
     torch.testing.assert_close(uv, fov_cams.transform_points_screen(pts[None], image_size=((64, 64),))[0, :, :2],
@@ -117,7 +118,7 @@ def test_non_orthonormal_rotation_is_rejected_with_a_clear_message():
     mirrored = c2w.clone()
     mirrored[:3, 0] *= -1
     with pytest.raises(ValueError, match="reflection"):
-        cameras.to_pytorch3d(mirrored, cameras.intrinsics_from_fov(50, 8), 8)
+        p3c.to_pytorch3d(mirrored, cameras.intrinsics_from_fov(50, 8), 8)
     with pytest.raises(ValueError, match=r"\(\.\.\., 4, 4\)"):
         cameras.world_to_camera(torch.eye(3))
 

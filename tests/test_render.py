@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lib import cameras
+from lib.data.shapes import make_shape
 from lib.mesh import TriMesh
 from lib.render.common import RenderSettings
 from lib.render.mesh import render_mesh
@@ -192,3 +193,20 @@ def test_render_views_matches_pytorch3d(category):
     assert float((ours["face"] == ref["face"])[both].float().mean()) > 0.97
     torch.testing.assert_close(ours["depth"][ours["face"] == ref["face"]], ref["depth"][ours["face"] == ref["face"]],
                                atol=1e-3, rtol=0)
+
+
+def test_render_views_supersampled_is_the_block_mean_of_the_fine_render():
+    mesh = make_shape("chair", 0)
+    mesh = mesh.with_colors(torch.rand(len(mesh.verts), 3, generator=torch.Generator().manual_seed(0)))
+    c2w = cameras.orbit_poses(torch.tensor([30.0]), 20.0, 2.5)
+    K = cameras.intrinsics_from_fov(40.0, 16)
+    out = render_views(mesh, c2w, K, 16, supersample=2)
+    fine = render_views(mesh, c2w, cameras.intrinsics_from_fov(40.0, 32), 32)
+    blocks = fine["rgb"].reshape(1, 16, 2, 16, 2, 3).mean((2, 4))
+    torch.testing.assert_close(out["rgb"], blocks)
+    plain = render_views(mesh, c2w, K, 16)
+    assert torch.equal(out["depth"], plain["depth"]) and torch.equal(out["mask"], plain["mask"])
+    edge = (blocks - plain["rgb"]).abs().sum(-1) > 1e-3
+    assert edge.any() and edge.float().mean() < 0.3  # only edge pixels change
+    with pytest.raises(ValueError, match="supersample"):
+        render_views(mesh, c2w, K, 16, supersample=0)

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from lib import cameras
+from lib import pytorch3d_cameras as p3c
 from lib.data import sources
-from lib.data.truck import load_truck, to_pytorch3d_ndc, truck_split, write_truck_folder
+from lib.data.truck import load_truck, truck_split, write_truck_folder
+from lib.pytorch3d_cameras import to_pytorch3d_ndc
 
 H, W = 90, 160  # the truck images: 160 x 90 (W x H)
 
@@ -50,7 +52,7 @@ def test_ndc_conversion_matches_pytorch3d(image_size):
     g = torch.Generator().manual_seed(1)
     points = torch.randn(40, 3, generator=g) * 0.7
     theirs = cams.transform_points_screen(points.expand(n, -1, -1), image_size=(image_size,) * n)
-    c2w, K = cameras.from_pytorch3d_ndc(R, T, focal, pp, image_size)
+    c2w, K = p3c.from_pytorch3d_ndc(R, T, focal, pp, image_size)
     uv, depth = cameras.project(points, c2w, K)
     assert (depth > 0.5).all()
     torch.testing.assert_close(uv, theirs[..., :2], rtol=0, atol=1e-3)
@@ -81,7 +83,7 @@ def test_written_poses_are_what_pytorch3d_projects():
 
 def test_ndc_conversion_by_hand():
     """Identity rotation, a point straight ahead and one 0.5 NDC to the PyTorch3D left (= our left)."""
-    c2w, K = cameras.from_pytorch3d_ndc(torch.eye(3), torch.tensor([0.0, 0, 2]), torch.tensor([2.0, 3.0]),
+    c2w, K = p3c.from_pytorch3d_ndc(torch.eye(3), torch.tensor([0.0, 0, 2]), torch.tensor([2.0, 3.0]),
                                         torch.tensor([0.1, -0.2]), (H, W))
     s = min(H, W) / 2
     torch.testing.assert_close(K[0], torch.tensor([[2 * s, 0, W / 2 - 0.1 * s], [0, 3 * s, H / 2 + 0.2 * s],

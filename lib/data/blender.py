@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.cameras import from_pytorch3d_ndc, image_hw, pixel_intrinsics
+from lib.cameras import image_hw, pixel_intrinsics
+from lib.pytorch3d_cameras import from_pytorch3d_ndc
 from lib.images import check_image, from_uint8, resize_images, to_uint8
 
 SPLITS = ("train", "val", "test")

@@ -50,7 +50,7 @@ from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, 
 from lib.images import check_image, from_uint8, resize_images, to_uint8
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
-from lib.render.zbuffer import rasterize, render_views
+from lib.render.zbuffer import render_views
 
 SRN_SIZE, SRN_FOCAL, SRN_RADIUS = 128, 131.25, 1.3  # SRN cars: 128 px, f = 131.25 px, camera distance
 SRN_NEAR, SRN_FAR = 0.8, 1.8  # SRN cars' ray bounds (PixelNeRF, Splatter Image)
@@ -289,6 +289,7 @@ def write_srn_object(folder, images: torch.Tensor, c2w: torch.Tensor, K: torch.T
 
 # ------------------------------------------------------------------ procedural objects
 ELEVATION_RANGE = (-15.0, 75.0)  # degrees, area-uniform: mostly above the object, some below
+SRN_SUPERSAMPLE = 2  # the procedural renders' samples per pixel side (lib.render.zbuffer.render_views)
 PROCEDURAL_INFO = "srn_procedural.json"  # written last in <root>/<split>/: a finished split
 
 
@@ -312,18 +313,8 @@ def procedural_cameras(n_views: int, rng: np.random.Generator, radius: float = S
     return orbit_poses(azimuth.float(), elevation.float(), float(radius))
 
 
-def render_srn_views(mesh: TriMesh, c2w: torch.Tensor, K: torch.Tensor, image_size: int, supersample: int = 2):
-    """(images (V, H, W, 3) on white, averaged over supersample^2 samples; depth (V, H, W) camera z at
-    the pixel centres, 0 = background)."""
-    Ks = K.clone()
-    Ks[:2] *= supersample
-    rgb = render_views(mesh, c2w, Ks, image_size * supersample)["rgb"]
-    rgb = F.avg_pool2d(rgb.permute(0, 3, 1, 2), supersample).permute(0, 2, 3, 1)
-    return rgb, rasterize(mesh.verts, mesh.faces, c2w, K, image_size)["depth"]
-
-
 def write_procedural_srn(root, split: str, n_objects: int, n_views: int, image_size: int, seed: int = 0,
-                         categories=("car",), radius: float = SRN_RADIUS, fov=None, supersample: int = 2) -> Path:
+                         categories=("car",), radius: float = SRN_RADIUS, fov=None, supersample: int = SRN_SUPERSAMPLE) -> Path:
     """Write procedural objects in the SRN layout, with depth (module docstring), and return ``root``.
 
     Object ``i`` of ``split`` is category ``categories[i % len(categories)]``; its shape, palette
@@ -358,7 +349,8 @@ def write_procedural_srn(root, split: str, n_objects: int, n_views: int, image_s
         category = categories[i % len(categories)]
         mesh = procedural_object(category, int(rng.integers(2 ** 31)), rng)
         c2w = procedural_cameras(n_views, rng, radius)
-        images, depth = render_srn_views(mesh, c2w, K, image_size, supersample)
+        out = render_views(mesh, c2w, K, image_size, supersample=supersample)
+        images, depth = out["rgb"], out["depth"]
         write_srn_object(folder / f"{category}_{i:05d}", images, c2w, K, depth)
     (folder / PROCEDURAL_INFO).write_text(json.dumps(info, indent=1))
     return Path(root)

@@ -10,7 +10,7 @@ Layout (``lib.data.sources.fetch_truck_scene`` downloads it, pinned file by file
 A pose describes a PyTorch3D ``PerspectiveCameras`` in NDC, as the assignment builds it:
 ``x_view = x_world @ R + T`` with PyTorch3D view axes (+x left, +y up, +z forward), and pixels
 ``f_px = f min(H, W) / 2``, ``cx = W / 2 - p_x min(H, W) / 2``, ``cy = H / 2 - p_y min(H, W) / 2``.
-:func:`lib.cameras.from_pytorch3d_ndc` converts on load (no PyTorch3D needed); the result
+:func:`lib.pytorch3d_cameras.from_pytorch3d_ndc` converts on load (no PyTorch3D needed); the result
 projects every point to the pixel PyTorch3D's ``transform_points_screen`` gives (tested).
 
 The held-out views are the assignment's: indices ``linspace(0, N, 7)[1:-1]`` cast to int
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.cameras import check_pose, from_pytorch3d_ndc, world_to_camera
+from lib.pytorch3d_cameras import from_pytorch3d_ndc, to_pytorch3d_ndc
 from lib.images import check_image, from_uint8, to_uint8
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -126,30 +126,6 @@ def load_truck(root) -> dict:
     return {"images": torch.stack(arrays), "c2w": c2w, "K": K,
             "points": torch.from_numpy(points.astype(np.float32)), "train_idx": train_idx,
             "test_idx": test_idx, "names": names, "image_size": tuple(size)}
-
-
-def to_pytorch3d_ndc(c2w: torch.Tensor, K: torch.Tensor, image_size) -> torch.Tensor:
-    """Inverse of :func:`lib.cameras.from_pytorch3d_ndc`: (N, 16) float64 truck pose rows.
-
-    Args:
-        c2w: (N, 4, 4) poses (``lib.cameras``). K: (N, 3, 3) or (3, 3) pixels (zero skew).
-        image_size: (H, W).
-    Returns:
-        (N, 16) float64: R row-major (PyTorch3D, ``x_view = x_world @ R + T``), T, focal (NDC),
-        principal point (NDC).
-    """
-    h, w = image_size
-    c2w = check_pose(torch.as_tensor(c2w).double().reshape(-1, 4, 4))
-    n = c2w.shape[0]
-    K = torch.as_tensor(K).double().expand(n, 3, 3)
-    w2c = world_to_camera(c2w)
-    flip = torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64)
-    R = (flip[:, None] * w2c[:, :3, :3]).transpose(1, 2)  # x_view = x_world @ R + T
-    T = flip * w2c[:, :3, 3]
-    s = min(h, w) / 2.0
-    focal = torch.stack([K[:, 0, 0], K[:, 1, 1]], 1) / s
-    pp = torch.stack([(w / 2 - K[:, 0, 2]) / s, (h / 2 - K[:, 1, 2]) / s], 1)
-    return torch.cat([R.reshape(n, 9), T, focal, pp], 1)
 
 
 def write_truck_folder(root, images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, points: torch.Tensor,

@@ -27,10 +27,11 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses
 from lib.data.shapes import CATEGORIES
-from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
+from lib.data.srn import SRN_RADIUS, procedural_object, srn_intrinsics
 from lib.guidance.sds import add_noise
 from lib.prompts import VIEW_RANGES, VIEW_WORDS, parse_view_prompt, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
+from lib.render.zbuffer import render_views
 from lib.train import RunningLog, fit
 
 FILLER_WORDS = ("a", "an", "the", "of", "view", "photo", "render")
@@ -68,7 +69,7 @@ def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes
             views = [VIEW_WORDS[i % len(VIEW_WORDS)] for i in range(first, min(first + 4, n_per_class))]
             az = torch.tensor([rng.uniform(*VIEW_RANGES[v][0]) for v in views], dtype=torch.float32)
             el = torch.tensor([rng.uniform(*VIEW_RANGES[v][1]) for v in views], dtype=torch.float32)
-            rgb, _ = render_srn_views(mesh, orbit_poses(az, el, SRN_RADIUS), K, image_size, supersample)
+            rgb = render_views(mesh, orbit_poses(az, el, SRN_RADIUS), K, image_size, supersample=supersample)["rgb"]
             images.append(rgb.permute(0, 3, 1, 2) * 2 - 1)
             prompts += [view_prompt(f"a {category}", a, e) for a, e in zip(az.tolist(), el.tolist())]
     return torch.cat(images).float(), prompts

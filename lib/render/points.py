@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from lib.cameras import to_pytorch3d
+from lib.pytorch3d_cameras import to_pytorch3d
 from lib.render.common import RenderSettings, batch_cameras
 
 

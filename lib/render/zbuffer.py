@@ -29,6 +29,7 @@ Example (CPU)::
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from lib.cameras import image_hw, project
 from lib.mesh import TriMesh, face_normals
@@ -138,7 +139,7 @@ def interpolate(values: torch.Tensor, faces: torch.Tensor, face: torch.Tensor, b
 
 
 def render_views(mesh: TriMesh, c2w: torch.Tensor, K: torch.Tensor, image_size, ambient: float = 0.45,
-                 cull_back_faces: bool = True) -> dict:
+                 cull_back_faces: bool = True, supersample: int = 1) -> dict:
     """Flat-shaded renders of a small vertex-coloured mesh from N cameras (CPU friendly).
 
     Each face gets the mean colour of its corners, lit by a headlight:
@@ -148,12 +149,24 @@ def render_views(mesh: TriMesh, c2w: torch.Tensor, K: torch.Tensor, image_size, 
     Args:
         mesh: TriMesh with vert_colors (white if None). c2w: (N, 4, 4) or (4, 4).
         K: (N, 3, 3) or (3, 3). image_size: H, or (H, W). ambient: light every face gets.
-        cull_back_faces: see :func:`rasterize`.
+        cull_back_faces: see :func:`rasterize`. supersample: ``s`` renders ``rgb`` at s x the size
+            and averages each s x s block (antialiased edges); the other outputs are the pixel
+            centres' at the asked size.
     Returns:
         dict with ``rgb`` (N, H, W, 3) float32 on white, ``mask`` (N, H, W) bool, ``face``
         (N, H, W) int64 (-1 where empty) and ``depth`` (N, H, W) camera z (0 where empty).
     """
     c2w, K = (x.to(mesh.verts) for x in batch_cameras(c2w, K))
+    if int(supersample) != supersample or supersample < 1:
+        raise ValueError(f"render_views: `supersample` must be an integer >= 1, got {supersample}")
+    if supersample > 1:
+        h, w = image_hw(image_size)
+        fine = K.clone()
+        fine[:, :2] *= supersample
+        out = render_views(mesh, c2w, fine, (h * supersample, w * supersample), ambient, cull_back_faces)
+        rgb = F.avg_pool2d(out["rgb"].permute(0, 3, 1, 2), int(supersample)).permute(0, 2, 3, 1)
+        frags = rasterize(mesh.verts, mesh.faces.long(), c2w, K, image_size, cull_back_faces)
+        return {"rgb": rgb, "mask": frags["mask"], "face": frags["face"], "depth": frags["depth"]}
     f = mesh.faces.long()
     frags = rasterize(mesh.verts, f, c2w, K, image_size, cull_back_faces)
     face, mask = frags["face"], frags["mask"]

@@ -15,7 +15,7 @@ procedural writers (the offline data of smoke mode) and laid out as the real fil
 - ``pt3d_lego_cameras``, ``pt3d_lego_images``: PyTorch3D's NeRF project, lego.pth ({"cameras": R, T,
   focal_length, principal_point, NDC; "split": [train, val, test]}) and lego.png (the images
   stacked vertically). Stand-in: the same renders on white; the cameras converted by
-  ``lib.data.truck.to_pytorch3d_ndc`` in Blender's z-up world, as the project keeps lego.
+  ``lib.pytorch3d_cameras.to_pytorch3d_ndc`` in Blender's z-up world, as the project keeps lego.
 - ``r2n2_chairs``: r2n2_shapenet_dataset.zip -> ``r2n2_shapenet_dataset/`` with
   ``r2n2/ShapeNetRendering/03001627/<id>/rendering/`` (NN.png, rendering_metadata.txt,
   renderings.txt, feats.npy), ``r2n2/ShapeNetVoxels/03001627/<id>/model.binvox``,
@@ -151,7 +151,7 @@ def _write_pt3d_lego(out: Path, views: dict, K: torch.Tensor) -> dict[str, Path]
     from PIL import Image
 
     from lib.cameras import rotation
-    from lib.data.truck import to_pytorch3d_ndc
+    from lib.pytorch3d_cameras import to_pytorch3d_ndc
     from lib.images import to_uint8
 
     rgba = torch.cat([v[0] for v in views.values()])
@@ -219,6 +219,7 @@ def _write_srn(out: Path, tmp: Path, seed: int) -> Path:
     """srn_cars.zip: procedural cars in the SRN layout, objects named by 32-hex ids, cameras at the
     SRN radius with SRN's focal length scaled to ``COUNTS["srn_cars"]["image"]``."""
     from lib.data import srn
+    from lib.render.zbuffer import render_views
 
     c = COUNTS["srn_cars"]
     K = srn.srn_intrinsics(c["image"])
@@ -230,7 +231,7 @@ def _write_srn(out: Path, tmp: Path, seed: int) -> Path:
             rng = np.random.default_rng([seed, zlib.crc32(split.encode()), i])
             mesh = srn.procedural_object("car", int(rng.integers(2 ** 31)), rng)
             c2w = srn.procedural_cameras(n_views, rng)
-            images, _ = srn.render_srn_views(mesh, c2w, K, c["image"])
+            images = render_views(mesh, c2w, K, c["image"], supersample=srn.SRN_SUPERSAMPLE)["rgb"]
             srn.write_srn_object(tmp / "srn_cars" / split / hex_id(seed, split, i), images, c2w, K)
     return write_zip(tmp, "srn_cars", out / "srn_cars.zip")
 

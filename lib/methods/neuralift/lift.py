@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import orbit_poses
-from lib.data.srn import SRN_RADIUS, procedural_object, render_srn_views, srn_intrinsics
+from lib.data.srn import SRN_RADIUS, SRN_SUPERSAMPLE, procedural_object, srn_intrinsics
 from lib.images import from_uint8
 from lib.methods.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
                              shaded_field_fn)
@@ -54,6 +54,7 @@ from lib.prompts import view_prompts
 from lib.losses import depth_ranking_loss, feature_cosine_loss
 from lib.pretrained.depth import depth_channel
 from lib.render.volume import volume_render
+from lib.render.zbuffer import render_views
 
 __all__ = ["LiftConfig", "lift_inputs", "load_lift_image", "procedural_lift_input", "reference_rays", "make_lift_step",
            "dreamfusion_field"]
@@ -217,7 +218,8 @@ def procedural_lift_input(category: str = "chair", seed: int = 0, image_size: in
     mesh = procedural_object(category, int(rng.integers(2**31)), rng)
     c2w = orbit_poses(torch.tensor([float(azimuth)]), float(elevation), radius)
     K = srn_intrinsics(image_size)
-    rgb, true_depth = render_srn_views(mesh, c2w, K, image_size)
+    out = render_views(mesh, c2w, K, image_size, supersample=SRN_SUPERSAMPLE)
+    rgb, true_depth = out["rgb"], out["depth"]
     mask = true_depth[0] > 0
     est = depth_channel(true_depth[0], mask, depth_noise, depth_distortion, torch.Generator().manual_seed(seed))
     out = lift_inputs(rgb[0], mask, est)

@@ -26,13 +26,14 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from lib.cameras import orbit_poses, unproject_depth
-from lib.data.srn import render_srn_views, srn_intrinsics
+from lib.data.srn import SRN_SUPERSAMPLE, srn_intrinsics
 from lib.methods.dreamfusion import DreamFusionConfig, field_density, orbit_rays, render_turntable
 from lib.losses import chamfer_distance
 from lib.mesh import TriMesh
 from lib.metrics import masked_psnr
 from lib.primitives import mesh_from_sdf
 from lib.train import Stopwatch
+from lib.render.zbuffer import render_views
 
 SURFACE_ALPHA = 0.2  # the extracted surface: where one ray step of the renderer absorbs 20 % of the light
 
@@ -42,8 +43,9 @@ def ground_truth_views(mesh: TriMesh, azimuths: Sequence[float], elevation: floa
     (``config.radius``) and at its size: {"images": (V, H, W, 3), "masks": (V, H, W) bool, "depth":
     (V, H, W) camera z, 0 on the background}."""
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
-    rgb, depth = render_srn_views(mesh, orbit_poses(az, float(elevation), config.radius),
-                                  srn_intrinsics(config.image_size), config.image_size)
+    out = render_views(mesh, orbit_poses(az, float(elevation), config.radius), srn_intrinsics(config.image_size),
+                       config.image_size, supersample=SRN_SUPERSAMPLE)
+    rgb, depth = out["rgb"], out["depth"]
     return {"images": rgb.clamp(0, 1), "masks": depth > 0, "depth": depth}
 
 
