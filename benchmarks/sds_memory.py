@@ -78,7 +78,8 @@ def image_sds_case(guide, device):
     from lib.guidance.sds import TimestepSchedule
     from lib.methods.sds import TensorState, make_image_sds_step
     image = TensorState(torch.randn((1,) + tuple(guide.model_shape))).to(device)
-    step = make_image_sds_step(image, guide, ["a chair"], 100.0, TimestepSchedule(), 100, lr=0.02, clamp=None)
+    step = make_image_sds_step(image, guide, ["a chair"], 100.0, TimestepSchedule(), 100,
+                               generator=torch.Generator().manual_seed(0), lr=0.02, clamp=None)
     return lambda: step(0)
 
 

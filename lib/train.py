@@ -30,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import hashlib
@@ -88,6 +89,30 @@ def _plain(value, where: str):
     raise ValueError(f"{where} must be a plain value (None, bool, int, float, str, or a list or a "
                      f"str-keyed dict of those), got {type(value).__name__} {value!r:.60}; "
                      "pass e.g. float(x) or str(path)")
+
+
+@contextlib.contextmanager
+def global_stream_from(generator: torch.Generator, device="cpu"):
+    """Inside the block, layers that draw from torch's global random stream (dropout) draw from a
+    stream seeded by one draw of ``generator``; the global stream is restored afterwards. A training
+    step run inside it is determined by its generator alone (which ``fit`` checkpoints), not by what
+    else the process drew before.
+
+    >>> g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    >>> with global_stream_from(g1):
+    ...     a = torch.rand(2)
+    >>> _ = torch.rand(3)  # the global stream moves on ...
+    >>> with global_stream_from(g2):
+    ...     b = torch.rand(2)
+    >>> bool(torch.equal(a, b))  # ... but the block's draws depend on the generator only
+    True
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    device = torch.device(device)
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 class Stopwatch:

@@ -12,6 +12,8 @@ from lib.guidance.sds import TimestepSchedule
 from lib.images import check_images01
 from lib.methods.sds import TensorState, make_image_sds_step, make_texture_sds_step
 
+G0 = torch.Generator().manual_seed(0)  # the SDS steps take their random stream explicitly
+
 
 @pytest.fixture(scope="module")
 def prior_guide():
@@ -76,7 +78,7 @@ def test_prior_guide_maps_renders_and_refuses_bad_images(prior_guide):
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):  # the model itself names its size
         prior_guide.noise_pred_fn(torch.zeros(1, 3, 16, 16), torch.tensor([10]), prior_guide.embed(["a chair"]))
     with pytest.raises(ValueError, match="prompt must"):
-        make_image_sds_step(TensorState(torch.zeros(1, 3, 32, 32)), prior_guide, [" "], 7.5, TimestepSchedule(), 2)
+        make_image_sds_step(TensorState(torch.zeros(1, 3, 32, 32)), prior_guide, [" "], 7.5, TimestepSchedule(), 2, generator=G0)
     check_images01(renders)
 
 
@@ -87,11 +89,11 @@ def test_image_sds_step_moves_toward_the_prompt(prior_guide):
     out = step(0)
     assert out["grad_norm"] > 0 and image.value.abs().max() > 0 and image.value.abs().max() <= 1
     with pytest.raises(ValueError, match="guidance scales must be > 0"):
-        make_image_sds_step(image, prior_guide, ["a chair", "a vase"], [7.5, 0.0], TimestepSchedule(), 3)
+        make_image_sds_step(image, prior_guide, ["a chair", "a vase"], [7.5, 0.0], TimestepSchedule(), 3, generator=G0)
     with pytest.raises(ValueError, match="one prompt per image"):
-        make_image_sds_step(image, prior_guide, ["a chair"], 7.5, TimestepSchedule(), 3)
+        make_image_sds_step(image, prior_guide, ["a chair"], 7.5, TimestepSchedule(), 3, generator=G0)
     with pytest.raises(ValueError, match=r"image must be \(B, 3, 32, 32\)"):
-        make_image_sds_step(TensorState(torch.zeros(1, 4, 64, 64)), prior_guide, ["a chair"], 7.5, TimestepSchedule(), 3)
+        make_image_sds_step(TensorState(torch.zeros(1, 4, 64, 64)), prior_guide, ["a chair"], 7.5, TimestepSchedule(), 3, generator=G0)
 
 
 def test_texture_step_changes_only_seen_colours(prior_guide):
@@ -116,7 +118,7 @@ def test_stable_diffusion_path_on_a_tiny_local_pipeline(tiny_sd_dir, monkeypatch
     assert guide.from_model(z).shape == (2, 3, 16, 16)
     latents = TensorState(torch.zeros(2, 4, 8, 8))
     step = make_image_sds_step(latents, guide, ["a chair", "a chair, back view"], 100.0, TimestepSchedule(), 2,
-                               clamp=None)
+                               generator=G0, clamp=None)
     assert step(0)["grad_norm"] > 0
     cfg = DreamFusionConfig(steps=2, views_per_step=1, image_size=8, n_samples=8, hidden=16, n_layers=2,
                             guidance_scale=100.0)

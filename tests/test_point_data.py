@@ -174,7 +174,7 @@ def test_nan_row_named(tmp_path):
     points[2, 7, 1] = np.inf
     _cls(tmp_path, points=points)
     with pytest.raises(ValueError, match=r"row \(shape\) 2"):
-        pc.load_point_split(root, "cls", "train", num_points=20)
+        pc.load_point_split(root, "cls", "train", num_points=20, generator=torch.Generator().manual_seed(0))
 
 
 def test_bad_arguments(tmp_path):
@@ -182,6 +182,8 @@ def test_bad_arguments(tmp_path):
     for n in (21, 0, 2.5):
         with pytest.raises(ValueError, match=r"`num_points` must be an integer in 1\.\.20 .*data_train\.npy"):
             pc.load_point_split(root, "cls", "train", num_points=n)
+    with pytest.raises(ValueError, match="needs a torch.Generator"):
+        pc.load_point_split(root, "cls", "train", num_points=10)
     with pytest.raises(ValueError, match=r"`task` must be one of \('cls', 'seg'\), got 'part'"):
         pc.load_point_split(root, "part", "train")
     with pytest.raises(ValueError, match=r"`split` must be one of \('train', 'test'\), got 'val'"):

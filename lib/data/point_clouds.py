@@ -21,7 +21,7 @@ Example (CPU, about a second)::
     >>> import tempfile
     >>> root = write_procedural_point_data(tempfile.mkdtemp() + "/a5", n_train=2, n_test=1,
     ...                                    n_seg_train=2, n_seg_test=1, num_points=300)
-    >>> points, labels = load_point_split(root, "seg", "train", num_points=100)
+    >>> points, labels = load_point_split(root, "seg", "train", num_points=100, generator=torch.Generator().manual_seed(0))
     >>> tuple(points.shape), points.dtype, tuple(labels.shape), labels.dtype
     ((2, 100, 3), torch.float32, (2, 100), torch.int64)
     >>> task = load_point_task(root, "cls")
@@ -218,7 +218,7 @@ def load_point_split(root, task: str, split: str, num_points: int | None = None,
         task: "cls" or "seg". split: "train" or "test".
         num_points: None keeps all P points; else each shape keeps its own random subset of this
             many points (without replacement, order random), and seg labels follow their points.
-        generator: CPU ``torch.Generator`` for the subsets; default ``torch.Generator().manual_seed(0)``.
+        generator: CPU ``torch.Generator`` for the subsets (required with ``num_points``).
     Returns:
         points: (S, P', 3) float32 (the file's frame), and labels: (S,) int64 class for "cls" or
         (S, P') int64 part for "seg"; P' = num_points or P.
@@ -238,8 +238,9 @@ def load_point_split(root, task: str, split: str, num_points: int | None = None,
                 1 <= num_points <= available):
             raise ValueError(f"`num_points` must be an integer in 1..{available} (the point count of "
                              f"{data_path}), got {num_points!r}")
-        if generator is None:
-            generator = torch.Generator().manual_seed(0)
+        if not isinstance(generator, torch.Generator):
+            raise ValueError(f"load_point_split: choosing {num_points} of {available} points needs a torch.Generator "
+                             f"(`generator`), got {type(generator).__name__}")
         idx = np.stack([torch.randperm(available, generator=generator)[:num_points].numpy()
                         for _ in range(num_shapes)]) if num_shapes else np.zeros((0, num_points), np.int64)
         rows = np.arange(num_shapes)[:, None]

@@ -128,10 +128,9 @@ class DreamFusionConfig:
 
 def dreamfusion_field(config: DreamFusionConfig) -> NeRFField:
     """A fresh albedo field (no view dependence), weights from ``config.seed``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        return NeRFField(NeRFConfig(n_freqs_xyz=config.n_freqs, hidden=config.hidden, n_layers=config.n_layers,
-                                    skip=None, view_dependent=False, scene_scale=config.bound, density_bias=-1.0))
+    return NeRFField(NeRFConfig(n_freqs_xyz=config.n_freqs, hidden=config.hidden, n_layers=config.n_layers,
+                                skip=None, view_dependent=False, scene_scale=config.bound, density_bias=-1.0),
+                     seed=config.seed)
 
 
 def blob(points: torch.Tensor, density: float, radius: float) -> torch.Tensor:

@@ -20,7 +20,8 @@ Example (a stand-in model that predicts zero noise):
     >>> guide = Guide("stand-in", lambda x, t, e: torch.zeros_like(x), lambda p: torch.zeros(len(p), 4, 8),
     ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * x - 1, lambda x: (x + 1) / 2, (3, 8, 8), 8)
     >>> image = TensorState(torch.zeros(2, 3, 8, 8))
-    >>> step = make_image_sds_step(image, guide, ["a chair", "a vase"], [7.5, 7.5], TimestepSchedule(), 10)
+    >>> step = make_image_sds_step(image, guide, ["a chair", "a vase"], [7.5, 7.5], TimestepSchedule(), 10,
+    ...                            generator=torch.Generator().manual_seed(0))
     >>> sorted(step(0))
     ['grad_norm', 'loss', 't']
 """
@@ -59,13 +60,14 @@ def _per_sample_scales(scales, n: int) -> torch.Tensor:
 
 
 def make_image_sds_step(image: TensorState, guide, prompts: Sequence[str], guidance_scales, schedule: TimestepSchedule,
-                        steps: int, lr: float = 0.03, optimizer=None, generator: Optional[torch.Generator] = None,
+                        steps: int, *, generator: torch.Generator, lr: float = 0.03, optimizer=None,
                         clamp: Optional[float] = 1.0):
     """``step(i) -> {"loss", "t", "grad_norm"}``: SDS on ``image.value`` (B, *guide.model_shape).
 
     Args:
         prompts: B prompts (validated); guidance_scales: B floats or one (> 0).
         schedule: where timesteps come from; ``progress = i / (steps - 1)``.
+        generator: draws the timesteps and the noise (required: no hidden default stream).
         lr: Adam learning rate (default optimizer). clamp: after each step the values are clamped
             to ``[-clamp, clamp]`` (pixels in [-1, 1]; None for latents).
     """
@@ -78,7 +80,6 @@ def make_image_sds_step(image: TensorState, guide, prompts: Sequence[str], guida
         raise ValueError(f"need one prompt per image ({x.shape[0]}), got {len(prompts)}")
     scales = _per_sample_scales(guidance_scales, x.shape[0]).to(x.device)
     optimizer = optimizer or torch.optim.Adam([x], lr=lr)
-    generator = generator or torch.Generator().manual_seed(0)
     cond, uncond = guide.embed(prompts), guide.embed([""])
 
     def step(i: int) -> dict:
@@ -99,8 +100,8 @@ def make_image_sds_step(image: TensorState, guide, prompts: Sequence[str], guida
 def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: TensorState, guide, prompt: str,
                           K: torch.Tensor, image_size: int, schedule: TimestepSchedule, steps: int,
                           views_per_step: int = 4, distance: float = 1.3, elevation_range=(-10.0, 50.0),
-                          guidance_scale: float = 7.5, lr: float = 0.02, optimizer=None,
-                          generator: Optional[torch.Generator] = None, view_dependent: bool = True):
+                          guidance_scale: float = 7.5, lr: float = 0.02, optimizer=None, *,
+                          generator: torch.Generator, view_dependent: bool = True):
     """``step(i) -> {"loss", "t"}``: SDS on the per-vertex colours ``colors.value`` (V, 3) in [0, 1]
     of a fixed mesh, from ``views_per_step`` random cameras (azimuth uniform, elevation uniform in
     ``elevation_range``, at ``distance``), headlight-shaded, on white; prompts get the view word
@@ -111,7 +112,6 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
         raise ValueError(f"colors must be (V, 3) = ({verts.shape[0]}, 3), got {tuple(c.shape)}")
     prompt = validate_prompt(prompt)
     optimizer = optimizer or torch.optim.Adam([c], lr=lr)
-    generator = generator or torch.Generator().manual_seed(0)
     uncond = guide.embed([""])
 
     def step(i: int) -> dict:

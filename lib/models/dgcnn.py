@@ -37,6 +37,7 @@ from torch import nn
 
 from lib.losses import nearest_neighbors
 from lib.models.pointnet import mlp_head, shared_mlp
+from lib.models.seeding import seeded
 
 CLS_WIDTHS = (64, 64, 128, 256)
 SEG_WIDTHS = (64, 64, 64)
@@ -106,6 +107,7 @@ class EdgeConv(nn.Module):
     (``neighbour`` = W_2, ``centre`` = W_1 - W_2) and a gather give the same numbers at 1/k of the
     multiply-adds (``weight()`` returns the equivalent W)."""
 
+    @seeded
     def __init__(self, c_in: int, c_out: int, k: int):
         super().__init__()
         self.k = k
@@ -134,10 +136,9 @@ class DGCNN(nn.Module):
     ``forward(points)``: (B, N, 3) -> logits (B, k) for "cls", (B, N, k) for "seg".
     """
 
-    def __init__(self, config: DGCNNConfig, seed: Optional[int] = None):
+    @seeded
+    def __init__(self, config: DGCNNConfig):
         super().__init__()
-        if seed is not None:
-            torch.manual_seed(seed)
         self.config = c = config
         ins = (3,) + c.widths[:-1]
         self.edge_convs = nn.ModuleList(EdgeConv(a, b, c.k) for a, b in zip(ins, c.widths))

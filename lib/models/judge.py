@@ -31,6 +31,7 @@ from torch import nn
 from lib.data.shapes import CATEGORIES
 from lib.fileio import read_module_folder, save_module_folder
 from lib.prompts import VIEW_WORDS
+from lib.models.seeding import seeded
 
 RANGE_TOLERANCE = 1e-3  # images may exceed [-1, 1] by this much (float noise of 2 rgb - 1)
 
@@ -75,19 +76,17 @@ class Judge(nn.Module):
         seed: if given, the initial weights come from it (the global RNG is left untouched).
     """
 
-    def __init__(self, config: JudgeConfig | None = None, seed=None):
+    @seeded
+    def __init__(self, config: JudgeConfig | None = None):
         super().__init__()
         self.config = config if config is not None else JudgeConfig()
         w = self.config.width
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.trunk = nn.Sequential(
-                *_block(3, w), nn.MaxPool2d(2),
-                *_block(w, 2 * w), nn.MaxPool2d(2),
-                *_block(2 * w, 2 * w), nn.AdaptiveMaxPool2d(1), nn.Flatten())
-            self.class_head = nn.Linear(2 * w, len(self.config.classes))
-            self.view_head = nn.Linear(2 * w, len(self.config.views))
+        self.trunk = nn.Sequential(
+            *_block(3, w), nn.MaxPool2d(2),
+            *_block(w, 2 * w), nn.MaxPool2d(2),
+            *_block(2 * w, 2 * w), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.class_head = nn.Linear(2 * w, len(self.config.classes))
+        self.view_head = nn.Linear(2 * w, len(self.config.views))
 
     def check_images(self, x: torch.Tensor) -> None:
         """ValueError unless ``x`` is (B, 3, S, S) float with S = image_size and values in [-1, 1]."""
@@ -140,6 +139,6 @@ class Judge(nn.Module):
         """A saved judge (``save_pretrained``'s folder), in eval mode on ``device``."""
         cfg, state = read_module_folder(folder, "Judge.from_pretrained",
                                         "(train one with `python -m tools.train_judge --out <folder>`)")
-        model = cls(JudgeConfig(**cfg))
+        model = cls(JudgeConfig(**cfg), seed=0)  # seeded only to leave the global stream alone: weights load next
         model.load_state_dict(state)
         return model.to(device).eval()

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.data.r2n2 import VOXEL_RES
+from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
 
 POSE_DIM = 12  # pose encoding: the 12 entries of c2w[:3, :4] (rotation columns + camera centre)
@@ -90,6 +91,7 @@ class SmallConvEncoder(nn.Module):
         image_size: S, divisible by 16. channels: conv widths. out_dim: feature size.
     """
 
+    @seeded
     def __init__(self, image_size: int = 64, channels: Sequence[int] = (16, 32, 64, 128), out_dim: int = 128):
         super().__init__()
         if image_size % 16:
@@ -135,6 +137,7 @@ class ColoredPointNet(nn.Module):
     ``forward(images (B, V, 3, S, S))`` -> ``points (B, N, 3)`` world units, ``colors (B, N, 3)`` in [0, 1].
     """
 
+    @seeded
     def __init__(self, cfg: ColoredPointNetConfig = ColoredPointNetConfig()):
         super().__init__()
         self.cfg = cfg
@@ -198,6 +201,7 @@ class VAEGANConfig:
 class MultiViewEncoder(nn.Module):
     """(B, V, 3, S, S) views [+ (B, V, 4, 4) poses] -> mu, logvar (B, latent_dim), order-invariant."""
 
+    @seeded
     def __init__(self, cfg: VAEGANConfig):
         super().__init__()
         if cfg.fusion not in FUSIONS:
@@ -238,6 +242,7 @@ class VoxelGenerator(nn.Module):
     plus a learnable per-voxel ``prior`` logit (zero until :meth:`set_prior` starts it at a mean shape).
     The last convolution starts at zero, so the untrained generator outputs the prior for every z."""
 
+    @seeded
     def __init__(self, latent_dim: int = 64, channels: Sequence[int] = (64, 32, 16)):
         super().__init__()
         c0, c1, c2 = channels
@@ -263,6 +268,7 @@ class VoxelGenerator(nn.Module):
 class VoxelDiscriminator(nn.Module):
     """Occupancy (B, 32, 32, 32) in [0, 1] -> realness logit (B,): 3 strided 3D convs 32->16->8->4, linear."""
 
+    @seeded
     def __init__(self, channels: Sequence[int] = (16, 32, 64)):
         super().__init__()
         layers, c_in = [], 1
@@ -285,6 +291,7 @@ class MultiViewVAEGAN(nn.Module):
     ``sample=True`` draws z = mu + sigma * eps (training), else z = mu (evaluation).
     """
 
+    @seeded
     def __init__(self, cfg: VAEGANConfig = VAEGANConfig()):
         super().__init__()
         self.cfg = cfg

@@ -21,6 +21,7 @@ from torch import nn
 
 from lib.geometry import box_sdf
 from lib.models.embedding import HarmonicEmbedding
+from lib.models.seeding import seeded
 
 
 @dataclass
@@ -60,6 +61,7 @@ class NeRFField(nn.Module):
     also depend on the viewing direction (specular highlights).
     """
 
+    @seeded
     def __init__(self, config: NeRFConfig = None):
         super().__init__()
         c = self.config = config or NeRFConfig()

@@ -33,6 +33,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from lib.models.seeding import seeded
+
 
 @dataclass(frozen=True)
 class PointNetConfig:
@@ -89,6 +91,7 @@ class TNet(nn.Module):
     d -> 64 -> 128 -> ``global_dim``, max-pool, MLP -> 512 -> 256 -> d*d, plus the identity (the
     last layer starts at zero, so an untrained T-Net is the identity)."""
 
+    @seeded
     def __init__(self, d: int, global_dim: int = 1024):
         super().__init__()
         self.d = d
@@ -111,10 +114,9 @@ class PointNet(nn.Module):
     ``critical_indices(points)`` -> (B, global_dim) the point that wins each channel's max.
     """
 
-    def __init__(self, config: PointNetConfig, seed: Optional[int] = None):
+    @seeded
+    def __init__(self, config: PointNetConfig):
         super().__init__()
-        if seed is not None:
-            torch.manual_seed(seed)
         self.config = c = config
         self.input_tnet = TNet(3, c.global_dim) if c.input_transform else None
         self.local = shared_mlp([3, 64, 64])

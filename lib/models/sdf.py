@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lib.models.embedding import HarmonicEmbedding
+from lib.models.seeding import seeded
 
 
 class SDFNetwork(nn.Module):
@@ -49,6 +50,7 @@ class SDFNetwork(nn.Module):
         geometric_init: False uses PyTorch's default initialisation (for comparison).
     """
 
+    @seeded
     def __init__(self, n_freqs: int = 6, hidden: int = 64, n_layers: int = 4, n_features: int = 32,
                  color_hidden: int = 64, init_radius: float = 0.5, softplus_beta: float = 100.0,
                  geometric_init: bool = True):

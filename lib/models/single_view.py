@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
 
 KINDS = ("voxels", "points", "mesh")
@@ -60,6 +61,7 @@ class ResNet18Encoder(nn.Module):
 
     feature_dim = 512
 
+    @seeded
     def __init__(self, image_size: int = 64, pretrained: bool = False):
         super().__init__()
         import torchvision
@@ -92,6 +94,7 @@ class VoxelDecoder(nn.Module):
     image, and training learns what the image changes.
     """
 
+    @seeded
     def __init__(self, feature_dim: int = 512, channels: Sequence[int] = (128, 64, 32, 16, 8),
                  occupancy_prior: float = 0.05, mean_shape: Optional[torch.Tensor] = None):
         super().__init__()
@@ -135,6 +138,7 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 class PointDecoder(nn.Module):
     """(B, F) features -> (B, n_points, 3) points in [-0.5, 0.5]^3 (an MLP, tanh / 2 at the end)."""
 
+    @seeded
     def __init__(self, feature_dim: int = 512, n_points: int = 1024, hidden: Sequence[int] = (512, 1024)):
         super().__init__()
         self.n_points = n_points
@@ -151,6 +155,7 @@ class MeshDecoder(nn.Module):
         level: ico-sphere subdivision level (4: 2562 vertices, 5120 faces). radius: its radius.
     """
 
+    @seeded
     def __init__(self, feature_dim: int = 512, level: int = 4, radius: float = 0.3,
                  hidden: Sequence[int] = (512, 1024)):
         super().__init__()
@@ -177,6 +182,7 @@ class SingleViewModel(nn.Module):
         (B, 3, S, S) -> voxels (B, 32, 32, 32) logits | points (B, N, 3) | mesh verts (B, V, 3).
     """
 
+    @seeded
     def __init__(self, kind: str, image_size: int = 64, pretrained: bool = False, **decoder_kwargs):
         super().__init__()
         if kind not in KINDS:

@@ -41,6 +41,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from lib.models.seeding import seeded
 from lib.render.gaussians import rgb_to_sh0
 from lib.render.gaussians.pixel import pixel_gaussians
 
@@ -125,6 +126,7 @@ class SplatterImage(nn.Module):
         predicted camera z along each pixel's ray (before the offset), for pictures.
     """
 
+    @seeded
     def __init__(self, config: SplatterConfig = SplatterConfig()):
         super().__init__()
         self.config = cfg = config

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from lib.fileio import read_module_folder, save_module_folder
+from lib.models.seeding import seeded
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1; vocabulary words follow from id 2
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -114,22 +115,20 @@ class TinyTextEncoder(nn.Module):
             from ``torch.Generator().manual_seed(seed)`` (global RNG untouched).
     """
 
+    @seeded
     def __init__(self, vocab_size: int, max_length: int = 8, dim: int = 64, n_layers: int = 1,
-                 n_heads: int = 4, seed=None):
+                 n_heads: int = 4):
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"TinyTextEncoder: `n_heads` must divide `dim`, got dim={dim}, n_heads={n_heads}")
         self.config = {"vocab_size": int(vocab_size), "max_length": int(max_length), "dim": int(dim),
                        "n_layers": int(n_layers), "n_heads": int(n_heads)}
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.token = nn.Embedding(vocab_size, dim)
-            self.position = nn.Parameter(0.02 * torch.randn(max_length, dim))
-            self.layers = nn.ModuleList(
-                [nn.TransformerEncoderLayer(dim, n_heads, 2 * dim, 0.0, batch_first=True, norm_first=True)
-                 for _ in range(n_layers)]) if n_layers else nn.ModuleList()
-            self.norm = nn.LayerNorm(dim)
+        self.token = nn.Embedding(vocab_size, dim)
+        self.position = nn.Parameter(0.02 * torch.randn(max_length, dim))
+        self.layers = nn.ModuleList(
+            [nn.TransformerEncoderLayer(dim, n_heads, 2 * dim, 0.0, batch_first=True, norm_first=True)
+             for _ in range(n_layers)]) if n_layers else nn.ModuleList()
+        self.norm = nn.LayerNorm(dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, L) int64 -> hidden states (B, L, D) float32."""
@@ -148,7 +147,7 @@ class TinyTextEncoder(nn.Module):
     @classmethod
     def from_pretrained(cls, folder, device="cpu") -> "TinyTextEncoder":
         cfg, state = read_module_folder(folder, "TinyTextEncoder.from_pretrained")
-        model = cls(**cfg)
+        model = cls(**cfg, seed=0)  # seeded only to leave the global stream alone: weights load next
         model.load_state_dict(state)
         return model.to(device).eval()
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from lib.losses import orthogonality_penalty
 from lib.methods.points.augment import augment_points
-from lib.train import Stopwatch
+from lib.train import Stopwatch, global_stream_from
 
 
 def check_point_labels(points: torch.Tensor, labels: torch.Tensor, who: str) -> str:
@@ -74,8 +74,8 @@ def make_point_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, po
             ``transform_weight * orthogonality_penalty`` (it has ``forward_with_transform``).
         points: (S, N, 3) float training clouds, on the model's device.
         labels: (S,) (classification) or (S, N) (segmentation) int64, same device.
-        generator: a CPU ``torch.Generator``: the batch, the point subsets and the augmentation
-            are drawn from it (put it in fit's ``state`` so a resumed run draws the same).
+        generator: a CPU ``torch.Generator``: the batch, the point subsets, the augmentation and the
+            dropout masks are drawn from it (put it in fit's ``state`` so a resumed run draws the same).
         batch_size: clouds per step (drawn without replacement within a step).
         num_points: points per cloud per step (a fresh random subset each step); None: all N.
         augment: keyword arguments of :func:`lib.methods.points.augment.augment_points` (rotation, jitter,
@@ -99,16 +99,17 @@ def make_point_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, po
         if augment:
             pts = augment_points(pts, generator, **augment)
         transform = None
-        if hasattr(model, "forward_with_transform"):
-            logits, transform = model.forward_with_transform(pts)
-        else:
-            logits = model(pts)
-        k = logits.shape[-1]
-        loss = F.cross_entropy(logits.reshape(-1, k), lab.reshape(-1))
-        if transform is not None and transform_weight > 0:
-            loss = loss + transform_weight * orthogonality_penalty(transform)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with global_stream_from(generator, points.device):  # dropout's masks, from the generator
+            if hasattr(model, "forward_with_transform"):
+                logits, transform = model.forward_with_transform(pts)
+            else:
+                logits = model(pts)
+            k = logits.shape[-1]
+            loss = F.cross_entropy(logits.reshape(-1, k), lab.reshape(-1))
+            if transform is not None and transform_weight > 0:
+                loss = loss + transform_weight * orthogonality_penalty(transform)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         optimizer.step()
         acc = (logits.detach().argmax(-1) == lab).float().mean()
         return {"loss": loss.item(), "acc": acc.item()}
