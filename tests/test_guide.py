@@ -180,3 +180,22 @@ def test_free_encoder_releases_the_text_encoder(tiny_sd_dir, monkeypatch):
     torch.testing.assert_close(guide.embed(["a chair"]), cached[1:])  # cached prompts still work
     with pytest.raises(RuntimeError, match="freed"):
         guide.embed(["a chair, back view"])
+
+
+def test_guide_sds_is_sds_loss_through_to_model(prior_guide):
+    from lib.guidance.sds import sds_loss
+    renders = torch.rand(2, 3, 20, 20, requires_grad=True)
+    t = torch.tensor([300, 700])
+    loss, info = prior_guide.sds(renders, ["a chair, side view", "a vase"], t, 7.5, torch.Generator().manual_seed(4))
+    (grad,) = torch.autograd.grad(loss, renders)
+    x = prior_guide.to_model(renders)
+    ref, ref_info = sds_loss(prior_guide.noise_pred_fn, x, (prior_guide.embed(["a chair, side view", "a vase"]),
+                                                            prior_guide.embed([""])),
+                             prior_guide.alphas_cumprod, t, guidance_scale=7.5, generator=torch.Generator().manual_seed(4))
+    (ref_grad,) = torch.autograd.grad(ref, renders)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(grad, ref_grad)
+    assert grad.abs().sum() > 0 and torch.equal(info["t"], ref_info["t"])
+    latents = torch.zeros(1, *prior_guide.model_shape, requires_grad=True)
+    loss, _ = prior_guide.sds(latents, ["a chair"], t[:1], 1.0, torch.Generator().manual_seed(0), model_space=True)
+    assert torch.autograd.grad(loss, latents)[0].shape == latents.shape

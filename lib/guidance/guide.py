@@ -21,12 +21,13 @@ or :func:`lib.guidance.stable_diffusion.sd_guide` (Colab).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import gc
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from lib.guidance.sds import sds_loss
 
 
 @dataclass
@@ -41,6 +42,20 @@ class Guide:
     from_model: Callable[[torch.Tensor], torch.Tensor]
     model_shape: Tuple[int, int, int]
     image_size: int
+
+    def sds(self, x: torch.Tensor, prompts: Sequence[str], t: torch.Tensor, guidance_scale,
+            generator: Optional[torch.Generator], model_space: bool = False) -> Tuple[torch.Tensor, dict]:
+        """Score distillation through this guide, the one way every method does it: renders ``x``
+        (B, 3, H, W) in [0, 1] go through ``to_model`` (or ``x`` is already in model space, (B,
+        *model_shape), with ``model_space``), then :func:`lib.guidance.sds.sds_loss` with classifier-free
+        guidance against the empty prompt, at timesteps ``t`` (B,), noise from ``generator``.
+
+        Returns:
+            ``(loss, info)`` of ``sds_loss``: ``d loss / d x`` is the SDS gradient (through ``to_model``).
+        """
+        latents = x if model_space else self.to_model(x)
+        return sds_loss(self.noise_pred_fn, latents, (self.embed(list(prompts)), self.embed([""])),
+                        self.alphas_cumprod, t, guidance_scale=guidance_scale, generator=generator)
 
 
 class TextEmbeddingCache:

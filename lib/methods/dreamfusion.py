@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from lib.cameras import orbit_poses, random_orbit_angles
 from lib.data.srn import SRN_RADIUS, srn_intrinsics
-from lib.guidance.sds import TimestepSchedule, sds_loss
+from lib.guidance.sds import TimestepSchedule
 from lib.prompts import validate_prompt, view_prompts
 from lib.models.nerf import NeRFConfig, NeRFField
 from lib.rays import get_rays, near_far_from_aabb
@@ -269,7 +269,6 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
     optimizer = optimizer or torch.optim.Adam(field.parameters(), lr=config.lr)
     generator = generator or torch.Generator().manual_seed(config.seed)
     schedule = config.schedule(int(guide.alphas_cumprod.shape[0]))
-    uncond = guide.embed([""])
     device = next(field.parameters()).device
     # cameras, lights, noise and timesteps come from `generator` (CPU); the stratified jitter is
     # drawn where the rays are, so on a GPU it gets its own generator, seeded alike
@@ -280,8 +279,7 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
         out, az, el, normals = render_random_views(field, config, progress, generator, ray_generator)
         prompts = view_prompts(config.prompt, az, el, config.view_dependent)
         t = schedule.sample(len(az), progress, generator)
-        sds, info = sds_loss(guide.noise_pred_fn, guide.to_model(out["images"]), (guide.embed(prompts), uncond),
-                             guide.alphas_cumprod, t, guidance_scale=config.guidance_scale, generator=generator)
+        sds, info = guide.sds(out["images"], prompts, t, config.guidance_scale, generator)
         reg = regularisers(out, out["directions"], normals)
         loss = (sds + config.orientation_weight * reg["orientation"] + config.entropy_weight * reg["entropy"]
                 + config.opacity_weight * reg["opacity"])

@@ -1,6 +1,6 @@
 """Score distillation on an image and on a mesh's colours: training steps for ``lib.train.fit`` (notebook 07).
 
-Both optimise a plain tensor with :func:`lib.guidance.sds.sds_loss` through a ``lib.guidance.guide.Guide``
+Both optimise a plain tensor by score distillation, ``lib.guidance.guide.Guide.sds``, through a guide
 (the offline prior or Stable Diffusion), drawing timesteps from a
 ``lib.guidance.sds.TimestepSchedule`` as training progresses. The NeRF version is
 :mod:`lib.methods.dreamfusion`.
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from lib.cameras import orbit_poses, random_orbit_angles
-from lib.guidance.sds import TimestepSchedule, sds_loss
+from lib.guidance.sds import TimestepSchedule
 from lib.prompts import validate_prompt
 from lib.guidance.sds import add_noise
 from lib.render.texture import render_vertex_colors
@@ -80,12 +80,11 @@ def make_image_sds_step(image: TensorState, guide, prompts: Sequence[str], guida
         raise ValueError(f"need one prompt per image ({x.shape[0]}), got {len(prompts)}")
     scales = _per_sample_scales(guidance_scales, x.shape[0]).to(x.device)
     optimizer = optimizer or torch.optim.Adam([x], lr=lr)
-    cond, uncond = guide.embed(prompts), guide.embed([""])
+    guide.embed(prompts + [""])  # cached now: the text encoder may be freed before the first step
 
     def step(i: int) -> dict:
         t = schedule.sample(x.shape[0], i / max(steps - 1, 1), generator)
-        loss, info = sds_loss(guide.noise_pred_fn, x, (cond, uncond), guide.alphas_cumprod, t,
-                              guidance_scale=scales, generator=generator)
+        loss, info = guide.sds(x, prompts, t, scales, generator, model_space=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -112,7 +111,7 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
         raise ValueError(f"colors must be (V, 3) = ({verts.shape[0]}, 3), got {tuple(c.shape)}")
     prompt = validate_prompt(prompt)
     optimizer = optimizer or torch.optim.Adam([c], lr=lr)
-    uncond = guide.embed([""])
+    guide.embed([""])  # cached now, as the image step does
 
     def step(i: int) -> dict:
         az, el = random_orbit_angles(views_per_step, elevation_range, generator)
@@ -121,8 +120,7 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
         images = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
         prompts = view_prompts(prompt, az, el, view_dependent)
         t = schedule.sample(views_per_step, i / max(steps - 1, 1), generator)
-        loss, info = sds_loss(guide.noise_pred_fn, guide.to_model(images), (guide.embed(prompts), uncond),
-                              guide.alphas_cumprod, t, guidance_scale=guidance_scale, generator=generator)
+        loss, info = guide.sds(images, prompts, t, guidance_scale, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

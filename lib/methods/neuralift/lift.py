@@ -49,7 +49,7 @@ from lib.data.srn import SRN_RADIUS, SRN_SUPERSAMPLE, procedural_object, srn_int
 from lib.images import from_uint8
 from lib.methods.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
                              shaded_field_fn)
-from lib.guidance.sds import TimestepSchedule, sds_loss
+from lib.guidance.sds import TimestepSchedule
 from lib.prompts import view_prompts
 from lib.losses import depth_ranking_loss, feature_cosine_loss
 from lib.pretrained.depth import depth_channel
@@ -267,7 +267,6 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
     ref = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ref.items()}
     R = ref["origins"].shape[0]
     schedule = config.schedule(int(guide.alphas_cumprod.shape[0])) if guide is not None else None
-    uncond = guide.embed([""]) if guide is not None and config.sds_weight > 0 else None
     zero = torch.zeros((), device=device)
 
     def reference_terms() -> dict:
@@ -296,8 +295,7 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
         if config.sds_weight > 0:
             t = schedule.sample(len(az), progress, generator)
             prompts = view_prompts(config.prompt, az, el, config.view_dependent)
-            sds, _ = sds_loss(guide.noise_pred_fn, guide.to_model(out["images"]), (guide.embed(prompts), uncond),
-                              guide.alphas_cumprod, t, guidance_scale=config.guidance_scale, generator=generator)
+            sds, _ = guide.sds(out["images"], prompts, t, config.guidance_scale, generator)
         clip = zero
         front = ((az - config.ref_azimuth + 180) % 360 - 180).abs() <= 90  # the reference's front half
         if config.clip_weight > 0 and bool(front.any()):
