@@ -126,6 +126,18 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win_
 
 # ---------------------------------------------------------------------------------- shapes
 @torch.no_grad()
+def view_scores(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-view PSNR and SSIM of (M, H, W, 3) renders against their images, as two (M,) tensors: how
+    every evaluation of novel views scores (NeRF, 3DGS, Splatter Image, baselines). ``pred`` is
+    clamped to [0, 1] first (a render may overshoot; the image cannot)."""
+    if pred.shape != target.shape or pred.ndim != 4:
+        raise ValueError(f"view_scores: need renders and images of one (M, H, W, C) shape, got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    pred = pred.clamp(0, 1)
+    return (torch.stack([psnr(p, t) for p, t in zip(pred, target)]),
+            torch.stack([ssim(p, t) for p, t in zip(pred, target)]))
+
+
 def voxel_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Intersection over union of occupied voxels.
 

@@ -42,7 +42,7 @@ from typing import Optional
 
 import torch
 
-from lib.metrics import psnr, ssim
+from lib.metrics import psnr, ssim, view_scores
 from lib.models.gaussians import PARAM_NAMES
 from lib.quaternion import quat_to_rotmat
 from lib.train import Stopwatch
@@ -383,19 +383,16 @@ def evaluate_gaussians(model, images: torch.Tensor, viewmats: torch.Tensor, Ks: 
     Returns:
         dict: ``psnr``, ``ssim`` (floats: means of the per-view values), ``psnr_per_view``,
         ``ssim_per_view`` (V,), ``renders``: V dicts of CPU tensors rgb (H, W, 3) clamped,
-        depth (H, W), alpha (H, W) (as ``lib.methods.nerf.evaluate_views``).
+        depth (H, W), opacity (H, W) (as ``lib.methods.nerf.evaluate_views``).
     """
     _check_views(images, viewmats, Ks)
     height, width = images.shape[1:3]
-    renders, p, s = [], [], []
+    renders = []
     for start in range(0, len(images), chunk):
         out = model.render(viewmats[start:start + chunk], Ks[start:start + chunk], width, height,
                            background=background, backend=backend)
-        for j in range(out.rgb.shape[0]):
-            rgb, gt = out.rgb[j].clamp(0, 1).cpu(), images[start + j].cpu()
-            p.append(psnr(rgb, gt))
-            s.append(ssim(rgb, gt))
-            renders.append({"rgb": rgb, "depth": out.depth[j, ..., 0].cpu(), "alpha": out.alpha[j, ..., 0].cpu()})
-    p, s = torch.stack(p), torch.stack(s)
+        renders += [{"rgb": out.rgb[j].clamp(0, 1).cpu(), "depth": out.depth[j, ..., 0].cpu(),
+                     "opacity": out.alpha[j, ..., 0].cpu()} for j in range(out.rgb.shape[0])]
+    p, s = view_scores(torch.stack([r["rgb"] for r in renders]), images.cpu())
     return {"psnr": p.mean().item(), "ssim": s.mean().item(), "psnr_per_view": p, "ssim_per_view": s,
             "renders": renders}

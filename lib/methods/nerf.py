@@ -39,7 +39,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from lib.metrics import mse_to_psnr, psnr, ssim
+from lib.metrics import mse_to_psnr, view_scores
 from lib.rays import get_rays, near_far_from_aabb
 from lib.render.volume import render_image, volume_render
 from lib.train import Stopwatch
@@ -161,16 +161,13 @@ def evaluate_views(field, render: RenderFn, data: dict, device="cpu", n: Optiona
     idx = torch.arange(count) if n is None else torch.linspace(0, count - 1, n).round().long()
     K = data["K"].to(device)
     size = tuple(data["images"].shape[1:3])
-    renders, p, s = [], [], []
+    renders = []
     for i in idx.tolist():
         out = render_image(lambda o, d: render(field, o, d, None, perturb=False), data["c2w"][i].to(device), K,
                            size, chunk)
         out = {k: v.cpu() for k, v in out.items()}
         out["rgb"] = out["rgb"].clamp(0, 1)
-        gt = data["images"][i]
-        p.append(psnr(out["rgb"], gt))
-        s.append(ssim(out["rgb"], gt))
         renders.append(out)
-    p, s = torch.stack(p), torch.stack(s)
+    p, s = view_scores(torch.stack([r["rgb"] for r in renders]), data["images"][idx])
     return {"psnr": p.mean().item(), "ssim": s.mean().item(), "psnr_per_view": p, "ssim_per_view": s,
             "index": idx, "renders": renders}

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import world_to_camera
-from lib.metrics import mse_to_psnr, psnr, ssim
+from lib.metrics import mse_to_psnr, psnr, view_scores
 from lib.pretrained.depth import depth_channel
 from lib.render.gaussians import render_gaussians, rgb_to_sh0
 from lib.render.gaussians.pixel import pixel_gaussians
@@ -158,12 +158,6 @@ def make_splatter_step(model, optimizer, data: dict, generator: torch.Generator,
 
 
 # ------------------------------------------------------------------------------- evaluation
-def _scores(pred: torch.Tensor, truth: torch.Tensor):
-    """Per-view PSNR and SSIM of (M, H, W, 3) pairs, as two (M,) tensors."""
-    return (torch.stack([psnr(p, t) for p, t in zip(pred, truth)]),
-            torch.stack([ssim(p, t) for p, t in zip(pred, truth)]))
-
-
 @torch.no_grad()
 def evaluate_splatter(model, data: dict, input_view: int = 0, background=1.0, depth_input=None,
                       backend: str = "auto", batch: int = 8, n_renders: int = 4, device="cpu",
@@ -181,7 +175,7 @@ def evaluate_splatter(model, data: dict, input_view: int = 0, background=1.0, de
         views), ``psnr_per_object``, ``ssim_per_object`` (O,), ``psnr_input`` (float: the input view
         re-rendered, a reconstruction check), and ``renders``: CPU tensors of the first ``n_renders``
         objects: ``inputs`` (n, H, W, C), ``rgb`` and ``truth`` (n, V, H, W, 3) (``rgb`` clamped to
-        [0, 1]), ``alpha`` (n, V, H, W), ``depth`` (n, H, W) the predicted per-pixel depth (only
+        [0, 1]), ``opacity`` (n, V, H, W), ``depth`` (n, H, W) the predicted per-pixel depth (only
         when the model returns one).
     """
     if isinstance(model, torch.nn.Module):
@@ -192,7 +186,7 @@ def evaluate_splatter(model, data: dict, input_view: int = 0, background=1.0, de
     if not 0 <= input_view < n_views:
         raise ValueError(f"input_view must be in [0, {n_views - 1}], got {input_view}")
     scored = torch.arange(n_views) != input_view
-    p_obj, s_obj, p_in, renders = [], [], [], {"inputs": [], "rgb": [], "truth": [], "alpha": [], "depth": []}
+    p_obj, s_obj, p_in, renders = [], [], [], {"inputs": [], "rgb": [], "truth": [], "opacity": [], "depth": []}
     for lo in range(0, n_obj, batch):
         obj = torch.arange(lo, min(lo + batch, n_obj))
         K = Ks[obj].to(device)
@@ -200,7 +194,7 @@ def evaluate_splatter(model, data: dict, input_view: int = 0, background=1.0, de
         out = render_predictions(g, c2w[obj].to(device), K, tuple(images.shape[2:4]), background, backend, renderer)
         rgb, truth = out.rgb.clamp(0, 1).cpu(), images[obj]
         for b in range(len(obj)):
-            p, s = _scores(rgb[b, scored], truth[b, scored])
+            p, s = view_scores(rgb[b, scored], truth[b, scored])
             p_obj.append(p.mean())
             s_obj.append(s.mean())
             p_in.append(psnr(rgb[b, input_view], truth[b, input_view]))
@@ -209,7 +203,7 @@ def evaluate_splatter(model, data: dict, input_view: int = 0, background=1.0, de
             renders["inputs"].append(inputs[obj[:keep], input_view])
             renders["rgb"].append(rgb[:keep])
             renders["truth"].append(truth[:keep])
-            renders["alpha"].append(out.alpha[:keep, ..., 0].cpu())
+            renders["opacity"].append(out.alpha[:keep, ..., 0].cpu())
             if "depth" in g:
                 renders["depth"].append(g["depth"][:keep].cpu())
     renders = {k: torch.cat(v) for k, v in renders.items() if v}
@@ -236,7 +230,7 @@ def evaluate_mean_image(train_images: torch.Tensor, data: dict, input_view: int 
     scored = torch.arange(images.shape[1]) != input_view
     p_obj, s_obj = [], []
     for truth in images:
-        p, s = _scores(mean.expand_as(truth[scored]), truth[scored])
+        p, s = view_scores(mean.expand_as(truth[scored]), truth[scored])
         p_obj.append(p.mean())
         s_obj.append(s.mean())
     p_obj, s_obj = torch.stack(p_obj), torch.stack(s_obj)
