@@ -138,6 +138,21 @@ def view_scores(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor,
             torch.stack([ssim(p, t) for p, t in zip(pred, target)]))
 
 
+def mean_colour_scores(train_images: torch.Tensor, test_images: torch.Tensor) -> Dict[str, object]:
+    """The constant-colour baseline of novel-view synthesis: every test view predicted as the mean
+    colour of the training images, scored like the methods (:func:`view_scores`, means over views).
+
+    Args:
+        train_images: (..., H, W, 3) in [0, 1]. test_images: (M, H', W', 3).
+    Returns:
+        dict: ``psnr``, ``ssim`` (floats), ``psnr_per_view``, ``ssim_per_view`` (M,), ``colour`` (3,).
+    """
+    colour = train_images.reshape(-1, train_images.shape[-1]).float().mean(0)
+    p, s = view_scores(colour.to(test_images).expand_as(test_images), test_images)
+    return {"psnr": p.mean().item(), "ssim": s.mean().item(), "psnr_per_view": p, "ssim_per_view": s,
+            "colour": colour}
+
+
 def voxel_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Intersection over union of occupied voxels.
 

@@ -141,3 +141,21 @@ def test_f_score_uses_the_chamfer_nearest_neighbours():
     p, r, _ = M.f_score(pred, gt, thresholds=(t,))[t]
     assert p == pytest.approx(float((d_pred <= t).float().mean()))
     assert r == pytest.approx(float((d_gt <= t).float().mean()))
+
+
+def test_view_scores_and_the_mean_colour_baseline():
+    from lib.metrics import mean_colour_scores, view_scores
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(3, 16, 16, 3, generator=g)
+    p, s = view_scores(truth + 0.1 * torch.randn(truth.shape, generator=g), truth)
+    assert p.shape == s.shape == (3,) and bool((p > 15).all()) and bool((s < 1).all())
+    p_same, s_same = view_scores(truth, truth)
+    assert bool(torch.isinf(p_same).all() | (p_same > 100).all()) and torch.allclose(s_same, torch.ones(3))
+    train = torch.full((4, 8, 8, 3), 0.25)
+    base = mean_colour_scores(train, truth)
+    torch.testing.assert_close(base["colour"], torch.full((3,), 0.25))
+    by_hand = torch.stack([M.psnr(torch.full_like(t, 0.25), t) for t in truth])
+    torch.testing.assert_close(base["psnr_per_view"], by_hand)
+    assert base["psnr"] == pytest.approx(by_hand.mean().item())
+    with pytest.raises(ValueError, match="view_scores"):
+        view_scores(truth, truth[0])
