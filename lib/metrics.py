@@ -230,24 +230,34 @@ def per_class_accuracy(pred: torch.Tensor, target: torch.Tensor, n_classes: int)
     return (cm.diagonal() / cm.sum(1)).float()
 
 
-def part_miou(pred: torch.Tensor, target: torch.Tensor, n_parts: int, parts=None) -> torch.Tensor:
-    """Mean part IoU of each shape, the ShapeNet-part convention: for every part p,
-    IoU = |pred = p and target = p| / |pred = p or target = p|, and 1 when p is in neither (the
-    shape does not have it and none was predicted); the shape's score is the mean over the parts.
+def part_iou(pred: torch.Tensor, target: torch.Tensor, n_parts: int, parts=None,
+             pooled: bool = False) -> torch.Tensor:
+    """The IoU of each part, ``|pred = p and target = p| / |pred = p or target = p|``.
+
+    Per shape (B, P), where a part that is in neither the labels nor the prediction scores 1 (the
+    ShapeNet-part convention: the shape does not have it and none was predicted); or ``pooled`` (P,)
+    over every point of every shape (how well the part is found across the test set; 1 for a part
+    found nowhere and predicted nowhere).
 
     Args: pred, target: (B, N) integer part labels in [0, n_parts - 1].
-        parts: the part labels to average over (default all ``n_parts``); pass the parts the
-            dataset uses when some labels never occur (they would each count as IoU 1).
-    Returns: (B,) float; its mean is the usual "instance mIoU".
+        parts: the part labels to score (default all ``n_parts``); pass the parts the dataset uses
+            when some labels never occur.
     """
-    _labels(pred, target, n_parts, "part_miou")
+    _labels(pred, target, n_parts, "part_iou")
     if pred.ndim != 2:
-        raise ValueError(f"part_miou: labels must be (B, N), got {tuple(pred.shape)}")
+        raise ValueError(f"part_iou: labels must be (B, N), got {tuple(pred.shape)}")
     chosen = list(range(n_parts)) if parts is None else [int(p) for p in parts]
     if not chosen or any(not 0 <= p < n_parts for p in chosen):
-        raise ValueError(f"part_miou: `parts` must be labels in [0, {n_parts - 1}], got {parts}")
+        raise ValueError(f"part_iou: `parts` must be labels in [0, {n_parts - 1}], got {parts}")
     parts_t = torch.tensor(chosen, device=pred.device)[None, :, None]  # (1, P, 1)
     p, t = pred[:, None] == parts_t, target[:, None] == parts_t  # (B, P, N)
     inter, union = (p & t).sum(-1).float(), (p | t).sum(-1).float()
-    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
-    return iou.mean(-1)
+    if pooled:
+        inter, union = inter.sum(0), union.sum(0)
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def part_miou(pred: torch.Tensor, target: torch.Tensor, n_parts: int, parts=None) -> torch.Tensor:
+    """Mean part IoU of each shape (B,): the mean over ``parts`` of :func:`part_iou` per shape; its
+    mean over shapes is the usual "instance mIoU"."""
+    return part_iou(pred, target, n_parts, parts).mean(-1)

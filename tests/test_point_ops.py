@@ -139,3 +139,16 @@ def test_part_miou_by_hand_and_brute_force():
         want.append(sum(ious) / 6)
     torch.testing.assert_close(part_miou(p, t, 6), torch.tensor(want))
     assert part_miou(t, t, 6).tolist() == [1.0] * 5
+
+
+def test_part_iou_per_shape_and_pooled():
+    from lib.metrics import part_iou
+    target = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    pred = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 1]])
+    per_shape = part_iou(pred, target, 2)
+    torch.testing.assert_close(per_shape, torch.tensor([[1 / 2, 2 / 3], [0.0, 3 / 4]]))
+    # pooled: every point of both shapes counts once; part 0: 1 of 3 points in the union, part 1: 5 of 7
+    torch.testing.assert_close(part_iou(pred, target, 2, pooled=True), torch.tensor([1 / 3, 5 / 7]))
+    torch.testing.assert_close(part_miou(pred, target, 2), per_shape.mean(-1))
+    with pytest.raises(ValueError, match="part_iou"):
+        part_iou(pred[0], target[0], 2)
