@@ -35,6 +35,8 @@ from typing import Tuple, Union
 
 import torch
 
+from lib.checks import shape_of
+
 Size = Union[int, Tuple[int, int]]
 _ORTHO_TOL = 1e-4
 
@@ -119,7 +121,7 @@ def check_pose(c2w: torch.Tensor, name: str = "c2w", tol: float = _ORTHO_TOL) ->
     """Raise ``ValueError`` unless ``c2w`` is (..., 4, 4) with an orthonormal, right-handed rotation."""
     if not torch.is_tensor(c2w) or c2w.shape[-2:] != (4, 4):
         raise ValueError(f"`{name}` must be a (..., 4, 4) camera-to-world matrix, got "
-                         f"{tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__}")
+                         f"{shape_of(c2w)}")
     if not torch.isfinite(c2w).all():
         raise ValueError(f"`{name}` contains NaN or inf")
     R = c2w[..., :3, :3].detach().double()

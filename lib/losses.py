@@ -44,7 +44,7 @@ _KNN_BUDGET = 1 << 21  # distances held at once by the pure-torch search (8 MiB 
 # ------------------------------------------------------------------- nearest neighbours, chamfer
 def _check_clouds(x: torch.Tensor, name: str, any_dim: bool = False) -> torch.Tensor:
     if not torch.is_tensor(x) or x.ndim not in (2, 3) or (x.shape[-1] != 3 and not any_dim) or x.shape[-1] < 1:
-        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        shape = shape_of(x)
         what = "(B, N, D) or (N, D) points or features" if any_dim else "(B, N, 3) or (N, 3) points"
         raise ValueError(f"`{name}` must be {what}, got {shape}")
     if x.shape[-2] == 0:
@@ -176,7 +176,7 @@ def voxel_bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float = No
         scalar tensor.
     """
     if not torch.is_tensor(logits) or not torch.is_tensor(target) or logits.shape != target.shape:
-        shapes = [tuple(t.shape) if torch.is_tensor(t) else type(t).__name__ for t in (logits, target)]
+        shapes = [shape_of(t) for t in (logits, target)]
         raise ValueError(f"`logits` and `target` must be tensors of the same shape, got {shapes[0]} and {shapes[1]}")
     pw = None if pos_weight is None else torch.tensor(float(pos_weight), device=logits.device)
     return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), pos_weight=pw)
@@ -262,7 +262,7 @@ def mesh_normal_consistency(verts: torch.Tensor, faces: torch.Tensor) -> torch.T
 # --------------------------------------------------------------------------------- SDFs
 def _check_grad(grad: torch.Tensor, fn: str) -> None:
     if not torch.is_tensor(grad) or grad.shape[-1:] != (3,):
-        got = tuple(grad.shape) if torch.is_tensor(grad) else type(grad).__name__
+        got = shape_of(grad)
         raise ValueError(f"{fn}: `grad` must be (..., 3) SDF gradients, got {got}")
 
 

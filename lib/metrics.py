@@ -31,6 +31,7 @@ from typing import Dict, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
+from lib.checks import shape_of
 from lib.losses import nearest_neighbors
 
 DEFAULT_THRESHOLDS = (0.01, 0.02, 0.03, 0.04, 0.05)
@@ -60,7 +61,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
         0-d float tensor, ``10 log10(data_range^2 / mean((pred - target)^2))`` (inf when equal).
     """
     if not torch.is_tensor(pred) or not torch.is_tensor(target) or pred.shape != target.shape:
-        shapes = [tuple(t.shape) if torch.is_tensor(t) else type(t).__name__ for t in (pred, target)]
+        shapes = [shape_of(t) for t in (pred, target)]
         raise ValueError(f"psnr: `pred` and `target` must be tensors of the same shape, "
                          f"got {shapes[0]} and {shapes[1]}")
     mse = (pred.double() - target.double()).pow(2).mean()
@@ -103,7 +104,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win_
         (...) float32: one SSIM per image (0-d for a single (H, W, C) image).
     """
     if not torch.is_tensor(pred) or not torch.is_tensor(target) or pred.shape != target.shape or pred.ndim < 3:
-        shapes = [tuple(t.shape) if torch.is_tensor(t) else type(t).__name__ for t in (pred, target)]
+        shapes = [shape_of(t) for t in (pred, target)]
         raise ValueError(f"ssim: `pred` and `target` must be (..., H, W, C) images of the same shape, "
                          f"got {shapes[0]} and {shapes[1]}")
     if win_size < 3 or win_size % 2 == 0:
@@ -164,7 +165,7 @@ def voxel_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         (...) float32 IoU per grid (a scalar for one grid); 1 when both grids are empty.
     """
     if not torch.is_tensor(pred) or not torch.is_tensor(target) or pred.shape != target.shape or pred.ndim < 3:
-        shapes = [tuple(t.shape) if torch.is_tensor(t) else type(t).__name__ for t in (pred, target)]
+        shapes = [shape_of(t) for t in (pred, target)]
         raise ValueError(f"`pred` and `target` must be (..., R, R, R) grids of the same shape, got {shapes[0]} and {shapes[1]}")
     if pred.dtype != torch.bool or target.dtype != torch.bool:
         raise ValueError(f"voxel_iou needs bool grids (threshold first, e.g. probs > 0.5), got {pred.dtype} and {target.dtype}")
@@ -194,7 +195,7 @@ def f_score(pred: torch.Tensor, gt: torch.Tensor,
     for name, p in (("pred", pred), ("gt", gt)):
         if not torch.is_tensor(p) or p.ndim != 2 or p.shape[1] != 3 or p.shape[0] == 0:
             raise ValueError(f"`{name}` must be a non-empty (N, 3) point cloud, got "
-                             f"{tuple(p.shape) if torch.is_tensor(p) else type(p).__name__}")
+                             f"{shape_of(p)}")
     d_pred = nearest_neighbors(pred.float(), gt.float())[0].sqrt()  # (N,)
     d_gt = nearest_neighbors(gt.float(), pred.float())[0].sqrt()  # (M,)
     out = {}

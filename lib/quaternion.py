@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import torch
 
+from lib.checks import shape_of
+
 
 def _check_quat(q: torch.Tensor, name: str) -> None:
     if not torch.is_tensor(q) or q.shape[-1:] != (4,):
-        got = tuple(q.shape) if torch.is_tensor(q) else type(q).__name__
+        got = shape_of(q)
         raise ValueError(f"`{name}` must be (..., 4) quaternions (w, x, y, z), got {got}")
 
 
@@ -57,7 +59,7 @@ def rotmat_to_quat(R: torch.Tensor) -> torch.Tensor:
         (..., 4) unit quaternions, ``w >= 0`` (for ``w == 0`` the sign is whatever the formula gives).
     """
     if not torch.is_tensor(R) or R.shape[-2:] != (3, 3):
-        got = tuple(R.shape) if torch.is_tensor(R) else type(R).__name__
+        got = shape_of(R)
         raise ValueError(f"`R` must be (..., 3, 3) rotation matrices, got {got}")
     m = R.reshape(-1, 3, 3)
     r00, r01, r02 = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]

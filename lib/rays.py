@@ -26,6 +26,7 @@ from typing import Tuple, Union
 import torch
 
 from lib.cameras import image_hw, check_pose, pixel_centers
+from lib.checks import shape_of
 
 Bound = Union[float, torch.Tensor]
 
@@ -35,7 +36,7 @@ def check_rays(origins: torch.Tensor, directions: torch.Tensor, fn: str = "") ->
     where = f"{fn}: " if fn else ""
     for name, x in (("origins", origins), ("directions", directions)):
         if not torch.is_tensor(x) or x.ndim != 2 or x.shape[-1] != 3:
-            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            got = shape_of(x)
             raise ValueError(f"{where}`{name}` must be (R, 3), got {got}")
     if origins.shape != directions.shape:
         raise ValueError(f"{where}`origins` {tuple(origins.shape)} and `directions` {tuple(directions.shape)} "
@@ -73,7 +74,7 @@ def get_rays(c2w: torch.Tensor, K: torch.Tensor, image_size, normalize: bool = T
     check_pose(c2w.detach().cpu() if torch.is_tensor(c2w) else c2w)  # (its identity lives on the CPU)
     if not torch.is_tensor(K) or K.shape[-2:] != (3, 3):
         raise ValueError(f"`K` must be (3, 3) or (N, 3, 3), got "
-                         f"{tuple(K.shape) if torch.is_tensor(K) else type(K).__name__}")
+                         f"{shape_of(K)}")
     h, w = image_hw(image_size)
     batch = c2w.shape[:-2]
     K = K.to(c2w).expand(*batch, 3, 3)

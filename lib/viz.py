@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from lib.cameras import orbit_poses
+from lib.checks import shape_of
 from lib.fileio import atomic_write
 from lib.images import to_uint8
 
@@ -124,7 +125,7 @@ def _render_clip(render: Render, poses: torch.Tensor, batched: bool):
         return {k: torch.stack([o[k] for o in outs]).detach().cpu() for k in outs[0]}
     out = outs[0] if batched else torch.stack([torch.as_tensor(o) for o in outs])
     if not torch.is_tensor(out) or out.ndim != 4 or out.shape[0] != len(poses):
-        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        got = shape_of(out)
         raise ValueError(f"turntable: `render` must give an (H, W, C) image per pose (or (N, H, W, C) "
                          f"with batched=True, N = {len(poses)}), got {got}")
     return out.detach().float().cpu()

@@ -24,6 +24,7 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from lib.checks import shape_of
 from lib.mesh import TriMesh
 
 Bounds = Union[Tuple[float, float], Tuple[Sequence[float], Sequence[float]]]
@@ -232,7 +233,7 @@ def occupancy_logits(mean_occupancy: torch.Tensor, eps: float = 0.02, resolution
     """
     r = resolution
     if not torch.is_tensor(mean_occupancy) or tuple(mean_occupancy.shape) != (r, r, r):
-        got = tuple(mean_occupancy.shape) if torch.is_tensor(mean_occupancy) else type(mean_occupancy).__name__
+        got = shape_of(mean_occupancy)
         raise ValueError(f"`{name}` must be the ({r}, {r}, {r}) mean of the training grids, got {got}")
     return torch.logit(mean_occupancy.float().clamp(eps, 1 - eps))
 

@@ -28,6 +28,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
+from lib.checks import shape_of
+
 T_MIN, T_MAX = 0.02, 0.98
 ANNEALS = ("constant", "linear", "exponential")
 WEIGHTINGS = ("sds", "uniform")
@@ -141,7 +143,7 @@ class TimestepSchedule:
 def _expand_embeddings(emb: torch.Tensor, batch: int, name: str) -> torch.Tensor:
     if not torch.is_tensor(emb) or emb.ndim != 3:
         raise ValueError(f"{name} must be a (B, L, D) tensor, got "
-                         f"{tuple(emb.shape) if torch.is_tensor(emb) else type(emb).__name__}")
+                         f"{shape_of(emb)}")
     if emb.shape[0] == 1:
         return emb.expand(batch, -1, -1)
     if emb.shape[0] != batch:

@@ -32,6 +32,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from lib.checks import shape_of
 from lib.geometry import sample_surface
 from lib.losses import nearest_neighbors
 from lib.mesh import TriMesh, face_areas, face_normals
@@ -79,7 +80,7 @@ class GaussianModel(nn.Module):
             tuple(t.shape[1:]) == tail if tail is not None else (t.ndim == 3 and t.shape[2] == 3))
         if not ok:
             want = "(N, K - 1, 3)" if tail is None else str((n,) + tail).replace(f"({n},", "(N,")
-            got = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
+            got = shape_of(t)
             raise ValueError(f"GaussianModel: `{name}` must be {want} with N = {n} (the rows of `means`), got {got}")
         if not torch.isfinite(t).all():
             raise ValueError(f"GaussianModel: `{name}` contains NaN or inf")
@@ -178,14 +179,14 @@ class GaussianModel(nn.Module):
             init_opacity: opacity in (0, 1). scale_from_knn: neighbours averaged for the scale.
         """
         if not torch.is_tensor(points) or points.ndim != 2 or points.shape[1] != 3 or len(points) < 2:
-            got = tuple(points.shape) if torch.is_tensor(points) else type(points).__name__
+            got = shape_of(points)
             raise ValueError(f"`points` must be (N, 3) with N >= 2, got {got}")
         points = points.detach().float()
         n = len(points)
         if colors is None:
             colors = torch.full_like(points, 0.5)
         elif not torch.is_tensor(colors) or tuple(colors.shape) != (n, 3):
-            got = tuple(colors.shape) if torch.is_tensor(colors) else type(colors).__name__
+            got = shape_of(colors)
             raise ValueError(f"`colors` must be (N, 3) = ({n}, 3) RGB in [0, 1], got {got}")
         if not 0.0 < init_opacity < 1.0:
             raise ValueError(f"`init_opacity` must be in (0, 1), got {init_opacity}")

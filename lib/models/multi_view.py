@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.checks import shape_of
 from lib.data.r2n2 import VOXEL_RES
 from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
@@ -49,7 +50,7 @@ def _check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] =
                  name: str = "images") -> None:
     """Raise ``ValueError`` unless ``images`` is (B, V, 3, image_size, image_size) (V = n_views if given)."""
     if not torch.is_tensor(images) or images.ndim != 5 or images.shape[2] != 3:
-        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        got = shape_of(images)
         raise ValueError(f"`{name}` must be (B, V, 3, H, W), got {got}")
     if n_views is not None and images.shape[1] != n_views:
         raise ValueError(f"`{name}` must hold exactly {n_views} views (B, {n_views}, 3, H, W), "
@@ -218,7 +219,7 @@ class MultiViewEncoder(nn.Module):
         """(..., 4, 4) camera-to-world (``lib.cameras``) -> (..., POSE_DIM): the rows of
         ``c2w[:3, :4]`` flattened (rotation and camera centre)."""
         if not torch.is_tensor(c2w) or c2w.shape[-2:] != (4, 4):
-            got = tuple(c2w.shape) if torch.is_tensor(c2w) else type(c2w).__name__
+            got = shape_of(c2w)
             raise ValueError(f"`c2w` must be (..., 4, 4), got {got}")
         return c2w[..., :3, :4].reshape(*c2w.shape[:-2], POSE_DIM)
 

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from lib.checks import shape_of
 from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
 
@@ -37,7 +38,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _check_images(images, image_size: int, name: str = "images") -> None:
     """Raise ``ValueError`` unless ``images`` is (B, 3, image_size, image_size) float."""
-    got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+    got = shape_of(images)
     if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"`{name}` must be (B, 3, H, W) RGB in [0, 1], got {got}")
     if tuple(images.shape[-2:]) != (image_size, image_size):

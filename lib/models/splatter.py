@@ -41,6 +41,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from lib.checks import shape_of
 from lib.models.seeding import seeded
 from lib.render.gaussians import rgb_to_sh0
 from lib.render.gaussians.pixel import pixel_gaussians
@@ -158,7 +159,7 @@ class SplatterImage(nn.Module):
     def _check(self, images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> None:
         cfg = self.config
         if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != cfg.in_channels:
-            got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+            got = shape_of(images)
             raise ValueError(f"`images` must be (B, H, W, {cfg.in_channels}) channels-last, got {got}")
         f = 2 ** (len(cfg.channels) - 1)
         if images.shape[1] % f or images.shape[2] % f:

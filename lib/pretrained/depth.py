@@ -27,6 +27,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from lib.checks import shape_of
 from lib.pretrained.hub import load_transformers_model
 
 DEFAULT_MODELS = ("depth-anything/Depth-Anything-V2-Small-hf", "LiheYoung/depth-anything-small-hf")
@@ -50,7 +51,7 @@ def relative_inverse_depth(depth: torch.Tensor, mask: Optional[torch.Tensor] = N
     """
     if not torch.is_tensor(depth) or depth.ndim < 2:
         raise ValueError(f"`depth` must be a (..., H, W) tensor, got "
-                         f"{tuple(depth.shape) if torch.is_tensor(depth) else type(depth).__name__}")
+                         f"{shape_of(depth)}")
     depth = depth.float()
     valid = torch.isfinite(depth) & ((depth > 0) if not inverse else torch.ones_like(depth, dtype=torch.bool))
     if mask is not None:
@@ -130,7 +131,7 @@ def estimate_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", bat
     """
     if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"`images` must be (B, H, W, 3) in [0, 1], got "
-                         f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+                         f"{shape_of(images)}")
     loaded = isinstance(model, tuple) and len(model) == 2 and not isinstance(model[0], str)  # not a tuple of ids
     processor, net = model if loaded else load_depth_estimator(model, device)
     dev = next(net.parameters()).device

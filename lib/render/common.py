@@ -7,6 +7,7 @@ from typing import Optional, Tuple, Union
 import torch
 
 from lib.cameras import check_pose
+from lib.checks import shape_of
 
 
 @dataclass
@@ -47,7 +48,7 @@ def batch_cameras(c2w: torch.Tensor, K: torch.Tensor):
     """Validate and batch poses: (4, 4) or (N, 4, 4) and (3, 3) or (N, 3, 3) -> (N, 4, 4), (N, 3, 3)."""
     if not torch.is_tensor(K) or K.shape[-2:] != (3, 3):
         raise ValueError(f"`K` must be (3, 3) or (N, 3, 3) intrinsics, got "
-                         f"{tuple(K.shape) if torch.is_tensor(K) else type(K).__name__}")
+                         f"{shape_of(K)}")
     c2w = check_pose(c2w if c2w.ndim == 3 else c2w[None])
     K = K if K.ndim == 3 else K[None]
     if K.shape[0] not in (1, c2w.shape[0]):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from lib.checks import shape_of
 from lib.pytorch3d_cameras import to_pytorch3d
 from lib.render.common import RenderSettings, batch_cameras
 
@@ -22,7 +23,7 @@ def check_points(points: torch.Tensor, colors: torch.Tensor = None, name: str = 
     """Raise ``ValueError`` for a point cloud that is not (P, 3), is empty or holds NaN/inf."""
     if not torch.is_tensor(points) or points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"`{name}` must be a (P, 3) tensor, got "
-                         f"{tuple(points.shape) if torch.is_tensor(points) else type(points).__name__}")
+                         f"{shape_of(points)}")
     if points.shape[0] == 0:
         raise ValueError(f"`{name}` is empty (0 points); nothing to render")
     bad = ~torch.isfinite(points).all(-1)

@@ -26,6 +26,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from lib.checks import shape_of
 from lib.rays import Bound, ray_bound, check_rays, get_rays, intersect_aabb
 
 SDFFn = Callable[[torch.Tensor], torch.Tensor]
@@ -36,7 +37,7 @@ def _eval_sdf(sdf_fn: SDFFn, points: torch.Tensor, fn: str, where: str = "") -> 
     out = sdf_fn(points)
     n = points.shape[0]
     if not torch.is_tensor(out) or tuple(out.shape) not in ((n,), (n, 1)):
-        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        got = shape_of(out)
         raise ValueError(f"{fn}: `sdf_fn output` must be a tensor of shape ({n},) (one signed "
                          f"distance per point of the ({n}, 3) input), got {got}{where}")
     out = out.reshape(n)
@@ -64,7 +65,7 @@ def sdf_gradient(sdf_fn: SDFFn, points: torch.Tensor, create_graph: bool = False
         grad: (N, 3); for an exact SDF ``|grad| = 1`` almost everywhere.
     """
     if not torch.is_tensor(points) or points.ndim != 2 or points.shape[1] != 3:
-        got = tuple(points.shape) if torch.is_tensor(points) else type(points).__name__
+        got = shape_of(points)
         raise ValueError(f"sdf_gradient: `points` must be (N, 3), got {got}")
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)

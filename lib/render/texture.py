@@ -39,6 +39,7 @@ from typing import Optional
 
 import torch
 
+from lib.checks import shape_of
 from lib.render.common import batch_cameras
 from lib.render.zbuffer import face_facing, interpolate, rasterize
 
@@ -117,7 +118,7 @@ def render_vertex_colors(verts: torch.Tensor, faces: torch.Tensor, colors: torch
     """
     if not torch.is_tensor(colors) or colors.ndim != 2 or colors.shape[0] != verts.shape[0]:
         raise ValueError(f"`colors` must be (V, C) = ({verts.shape[0]}, C), got "
-                         f"{tuple(colors.shape) if torch.is_tensor(colors) else type(colors).__name__}")
+                         f"{shape_of(colors)}")
     frags = fragments(verts, faces, c2w, K, image_size, shading, ambient, cull_back_faces)
     colour = interpolate(colors, faces, frags["face"], frags["bary"].to(colors.dtype))
     return _finish(colour, frags, background)
@@ -140,7 +141,7 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """
     if not torch.is_tensor(texture) or texture.ndim != 3:
         raise ValueError(f"`texture` must be (Ht, Wt, C), got "
-                         f"{tuple(texture.shape) if torch.is_tensor(texture) else type(texture).__name__}")
+                         f"{shape_of(texture)}")
     if uv.shape[-1] != 2:
         raise ValueError(f"`uv` must be (..., 2), got {tuple(uv.shape)}")
     lead = uv.shape[:-1]
@@ -186,7 +187,7 @@ def render_texture(verts: torch.Tensor, faces: torch.Tensor, uvs: torch.Tensor, 
                          f"got {tuple(uvs.shape)}")
     if not torch.is_tensor(texture) or texture.ndim != 3:
         raise ValueError(f"`texture` must be (Ht, Wt, C), got "
-                         f"{tuple(texture.shape) if torch.is_tensor(texture) else type(texture).__name__}")
+                         f"{shape_of(texture)}")
     frags = fragments(verts, faces, c2w, K, image_size, shading, ambient, cull_back_faces)
     uv = interpolate(values, index, frags["face"], frags["bary"].to(values.dtype))
     colour = sample_texture(texture, uv)

@@ -22,6 +22,7 @@ import torch
 
 from lib.backend import announce_cuda_build, resolve_backend, with_fallback
 from lib.cameras import check_pose
+from lib.checks import shape_of
 from lib.render.gaussians.projection import project_gaussians
 from lib.render.gaussians.raster import rasterize_tiles
 from lib.render.gaussians.sh import num_sh_bases, sh_to_rgb
@@ -46,7 +47,7 @@ class GaussianRender(NamedTuple):
 
 
 def _shape_error(name, expected, x):
-    got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+    got = shape_of(x)
     return ValueError(f"{name} must be {expected}, got {got}")
 
 
