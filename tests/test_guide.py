@@ -10,7 +10,7 @@ from lib.methods.dreamfusion import DreamFusionConfig, dreamfusion_field, make_d
 from lib.guidance.load import GUIDES, load_guide
 from lib.guidance.sds import TimestepSchedule
 from lib.images import check_images01
-from lib.methods.sds import TensorState, make_image_sds_step, make_texture_sds_step
+from lib.methods.sds import TensorState, TextureSDSConfig, make_image_sds_step, make_texture_sds_step
 
 G0 = torch.Generator().manual_seed(0)  # the SDS steps take their random stream explicitly
 
@@ -101,8 +101,9 @@ def test_texture_step_changes_only_seen_colours(prior_guide):
     from lib.data.srn import srn_intrinsics
     mesh = primitives.box(size=(0.5, 0.5, 0.5))
     colors = TensorState(torch.full((len(mesh.verts), 3), 0.5))
-    step = make_texture_sds_step(mesh.verts, mesh.faces, colors, prior_guide, "a chair", srn_intrinsics(32), 32,
-                                 TimestepSchedule(), 2, views_per_step=2, generator=torch.Generator().manual_seed(0))
+    cfg = TextureSDSConfig("a chair", 2, 32, views_per_step=2)
+    step = make_texture_sds_step(mesh.verts, mesh.faces, colors, prior_guide, srn_intrinsics(32), TimestepSchedule(), cfg,
+                                 generator=torch.Generator().manual_seed(0))
     step(0)
     assert (colors.value - 0.5).abs().max() > 0
     assert colors.value.min() >= 0 and colors.value.max() <= 1

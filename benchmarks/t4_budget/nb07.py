@@ -73,15 +73,15 @@ def _texture_sds(S):
     from benchmarks.t4_budget.sd import sd15_guide
     from lib.data.srn import srn_intrinsics
     from lib.guidance.sds import TimestepSchedule
-    from lib.methods.sds import TensorState, make_texture_sds_step
+    from lib.methods.sds import TensorState, TextureSDSConfig, make_texture_sds_step
 
     guide, mesh = sd15_guide(), _mesh()
     colors = TensorState(torch.full((len(mesh.verts), 3), 0.5))
     opt = torch.optim.Adam(colors.parameters(), lr=0.02)
     schedule = TimestepSchedule(len(guide.alphas_cumprod), 0.02, 0.98, anneal="linear", t_max_final=0.4)
-    step = make_texture_sds_step(mesh.verts, mesh.faces, colors, guide, f"a {PROMPT_CLASS}",
-                                 srn_intrinsics(S["RENDER"]), S["RENDER"], schedule, S["TEXTURE_STEPS"], 1,
-                                 guidance_scale=MAIN_SCALE, optimizer=opt, generator=torch.Generator().manual_seed(SEED))
+    cfg = TextureSDSConfig(f"a {PROMPT_CLASS}", S["TEXTURE_STEPS"], S["RENDER"], 1, guidance_scale=MAIN_SCALE)
+    step = make_texture_sds_step(mesh.verts, mesh.faces, colors, guide, srn_intrinsics(S["RENDER"]), schedule, cfg,
+                                 optimizer=opt, generator=torch.Generator().manual_seed(SEED))
     return _from_mid_training(step, S["TEXTURE_STEPS"])
 
 

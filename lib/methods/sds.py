@@ -27,15 +27,15 @@ Example (a stand-in model that predicts zero noise):
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from lib.cameras import orbit_poses, random_orbit_angles
-from lib.guidance.sds import TimestepSchedule
-from lib.prompts import validate_prompt
-from lib.guidance.sds import add_noise
+from lib.guidance.sds import TimestepSchedule, add_noise
+from lib.prompts import validate_prompt, view_prompts
 from lib.render.texture import render_vertex_colors
 
 
@@ -96,31 +96,62 @@ def make_image_sds_step(image: TensorState, guide, prompts: Sequence[str], guida
     return step
 
 
-def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: TensorState, guide, prompt: str,
-                          K: torch.Tensor, image_size: int, schedule: TimestepSchedule, steps: int,
-                          views_per_step: int = 4, distance: float = 1.3, elevation_range=(-10.0, 50.0),
-                          guidance_scale: float = 7.5, lr: float = 0.02, optimizer=None, *,
-                          generator: torch.Generator, view_dependent: bool = True):
+@dataclass
+class TextureSDSConfig:
+    """Settings of :func:`make_texture_sds_step`; ``as_dict()`` is the run's identity for ``lib.train.fit``.
+
+    Attributes:
+        prompt: what the mesh should look like ("a chair"); the view word is added per camera when
+            ``view_dependent`` (``lib.prompts.view_prompt``).
+        steps: the run's length (the timestep schedule's progress is ``i / (steps - 1)``).
+        image_size: render side, px. views_per_step: random cameras per step, azimuth uniform,
+            elevation uniform in ``elevation_range`` (degrees), at ``distance``.
+        guidance_scale: classifier-free guidance. lr: Adam's learning rate (the default optimizer).
+    """
+
+    prompt: str
+    steps: int
+    image_size: int
+    views_per_step: int = 4
+    distance: float = 1.3
+    elevation_range: Tuple[float, float] = (-10.0, 50.0)
+    guidance_scale: float = 7.5
+    lr: float = 0.02
+    view_dependent: bool = True
+
+    def __post_init__(self):
+        self.prompt = validate_prompt(self.prompt)
+        if self.steps < 1 or self.image_size < 1 or self.views_per_step < 1:
+            raise ValueError(f"TextureSDSConfig: steps, image_size and views_per_step must be >= 1, got "
+                             f"{self.steps}, {self.image_size}, {self.views_per_step}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: TensorState, guide, K: torch.Tensor,
+                          schedule: TimestepSchedule, config: TextureSDSConfig, *, generator: torch.Generator,
+                          optimizer=None):
     """``step(i) -> {"loss", "t"}``: SDS on the per-vertex colours ``colors.value`` (V, 3) in [0, 1]
-    of a fixed mesh, from ``views_per_step`` random cameras (azimuth uniform, elevation uniform in
-    ``elevation_range``, at ``distance``), headlight-shaded, on white; prompts get the view word
-    (``lib.prompts.view_prompt``) when ``view_dependent``. Colours are clamped to [0, 1]."""
-    from lib.prompts import view_prompts
+    of a fixed mesh (``verts`` (V, 3), ``faces`` (F, 3)), rendered with intrinsics ``K`` from
+    ``config.views_per_step`` random cameras, headlight-shaded, on white. Colours are clamped to [0, 1].
+    ``optimizer``: default Adam over the colours at ``config.lr``; ``generator`` draws cameras,
+    timesteps and noise."""
     c = colors.value
     if c.ndim != 2 or c.shape != (verts.shape[0], 3):
         raise ValueError(f"colors must be (V, 3) = ({verts.shape[0]}, 3), got {tuple(c.shape)}")
-    prompt = validate_prompt(prompt)
-    optimizer = optimizer or torch.optim.Adam([c], lr=lr)
+    cfg = config
+    optimizer = optimizer or torch.optim.Adam([c], lr=cfg.lr)
     guide.embed([""])  # cached now, as the image step does
 
     def step(i: int) -> dict:
-        az, el = random_orbit_angles(views_per_step, elevation_range, generator)
-        c2w = orbit_poses(az, el, distance)
-        out = render_vertex_colors(verts, faces, c, c2w, K, image_size, background=1.0, shading="headlight")
+        az, el = random_orbit_angles(cfg.views_per_step, cfg.elevation_range, generator)
+        c2w = orbit_poses(az, el, cfg.distance)
+        out = render_vertex_colors(verts, faces, c, c2w, K, cfg.image_size, background=1.0, shading="headlight")
         images = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
-        prompts = view_prompts(prompt, az, el, view_dependent)
-        t = schedule.sample(views_per_step, i / max(steps - 1, 1), generator)
-        loss, info = guide.sds(images, prompts, t, guidance_scale, generator)
+        prompts = view_prompts(cfg.prompt, az, el, cfg.view_dependent)
+        t = schedule.sample(cfg.views_per_step, i / max(cfg.steps - 1, 1), generator)
+        loss, info = guide.sds(images, prompts, t, cfg.guidance_scale, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
