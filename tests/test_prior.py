@@ -8,7 +8,8 @@ from lib.models.text_prior import TinyTextEncoder, WordTokenizer, load_prior
 from lib.guidance.sds import sds_loss
 from lib.prompts import VIEW_WORDS, view_word
 from lib.guidance.prior import prior_noise_pred_fn, prior_text_encode_fn
-from lib.methods.offline_prior import make_prior, prior_dataset, prior_loss, prior_vocabulary, train_prior
+from lib.methods.offline_prior import (PriorTraining, make_prior, prior_dataset, prior_loss, prior_vocabulary,
+                                       train_prior)
 from tools import train_prior as train_prior_tool
 
 TINY = dict(image_size=16, channels=(8, 16), cross_attention_dim=16, classes=("chair", "car"))
@@ -68,8 +69,8 @@ def test_train_prior_deterministic(one_thread):
     runs = []
     for _ in range(2):
         unet, sched, tok, enc = make_prior(**TINY, seed=5)
-        runs.append(train_prior(unet, sched, tok, enc, images, prompts, steps=3, batch=4, seed=7,
-                                log_every=1, log=None))
+        runs.append(train_prior(unet, sched, tok, enc, images, prompts, PriorTraining(3, batch=4, seed=7, log_every=1),
+                                log=None))
     assert [r["step"] for r in runs[0]] == [0, 1, 2]
     assert [r["loss"] for r in runs[0]] == [r["loss"] for r in runs[1]]
     assert runs[0][0]["lr"] == 1e-3 and runs[0][2]["lr"] < runs[0][1]["lr"]  # cosine decay

@@ -56,7 +56,7 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     import torch
 
-    from lib.methods.offline_prior import count_parameters, make_prior, prior_dataset, train_prior
+    from lib.methods.offline_prior import PriorTraining, count_parameters, make_prior, prior_dataset, train_prior
     from tools.provenance import RunLog, save_with_provenance
     out = Path(args.out).resolve()
     log = RunLog()
@@ -70,8 +70,9 @@ def main(argv=None) -> Path:
         classes=tuple(args.classes), seed=args.seed)
     log(f"model: unet {count_parameters(unet):,} + text encoder {count_parameters(text_encoder):,} parameters, "
         f"torch threads {torch.get_num_threads()}")
-    history = train_prior(unet, scheduler, tokenizer, text_encoder, images, prompts, args.steps, args.batch,
-                          args.lr, args.seed, args.log_every, args.p_uncond, args.p_class_only, log=log)
+    settings = PriorTraining(args.steps, args.batch, args.lr, args.seed, args.p_uncond, args.p_class_only,
+                             log_every=args.log_every)
+    history = train_prior(unet, scheduler, tokenizer, text_encoder, images, prompts, settings, log=log)
     tail = [h["loss"] for h in history[-min(50, len(history)):]]
     log(f"done: mean loss of the last {len(tail)} steps {sum(tail) / len(tail):.4f}, "
         f"{time.perf_counter() - t0:.1f} s total")

@@ -21,6 +21,8 @@ Example:
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -135,53 +137,78 @@ def prior_loss(unet, scheduler, text_encoder, ids: torch.Tensor, images: torch.T
     return F.mse_loss(pred, noise)
 
 
-def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, prompts, steps: int,
-                batch: int = 32, lr: float = 1e-3, seed: int = 0, log_every: int = 50, p_uncond: float = 0.1,
-                p_class_only: float = 0.2, flip: bool = True, log=print, checkpoint=None,
-                checkpoint_every: int = 100) -> list[dict]:
-    """Train UNet + text encoder in place with :func:`prior_loss` (AdamW, cosine LR decay), through
-    ``lib.train.fit`` (the one loop; resumable with ``checkpoint``).
+@dataclass
+class PriorTraining:
+    """Settings of :func:`train_prior`.
 
-    Each step draws ``batch`` images with replacement, mirrors each left-right with probability
-    1/2 if ``flip`` (a mirrored side view is still a side view), shortens each prompt to its
-    class ("a chair, side view" -> "a chair", the text before the comma) with probability
-    ``p_class_only`` so that view-less prompts are in distribution too, and replaces each prompt
-    by the empty one (``tokenizer.unconditional``) with probability ``p_uncond`` for
-    classifier-free guidance. All randomness comes from ``torch.Generator().manual_seed(seed)``.
+    Attributes:
+        steps, batch, lr: AdamW steps, images per step (drawn with replacement), peak learning rate
+            (cosine decay to 0).
+        seed: every random draw of the run comes from ``torch.Generator().manual_seed(seed)``.
+        p_uncond: probability that a prompt is replaced by the empty one (classifier-free guidance).
+        p_class_only: probability that a prompt is shortened to its class ("a chair, side view" ->
+            "a chair"), so that view-less prompts are in distribution too.
+        flip: mirror each image left-right with probability 1/2 (a mirrored side view is a side view).
+        log_every: steps per log line. checkpoint_every: steps per checkpoint (with ``checkpoint``).
+    """
+
+    steps: int
+    batch: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    p_uncond: float = 0.1
+    p_class_only: float = 0.2
+    flip: bool = True
+    log_every: int = 50
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"train_prior: `steps` and `batch` must be >= 1, got {self.steps}, {self.batch}")
+        if not (0 <= self.p_uncond <= 1 and 0 <= self.p_class_only <= 1):
+            raise ValueError(f"train_prior: probabilities must be in [0, 1], got p_uncond={self.p_uncond}, "
+                             f"p_class_only={self.p_class_only}")
+
+
+def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, prompts, settings: PriorTraining,
+                log=print, checkpoint=None) -> list[dict]:
+    """Train UNet + text encoder in place with :func:`prior_loss` (AdamW, cosine LR decay, gradient
+    norm clipped at 1), through ``lib.train.fit`` (the one loop; resumable with ``checkpoint``), with the
+    augmentations and prompt dropout of ``settings`` (:class:`PriorTraining`).
 
     Args:
         images: (N, 3, H, W) in [-1, 1] on the UNet's device. prompts: N strings.
-        log: called with one line every ``log_every`` steps and at the end (None: silent).
-        checkpoint, checkpoint_every: as ``lib.train.fit`` (None: no checkpoint).
+        log: called with one line every ``settings.log_every`` steps and at the end (None: silent).
+        checkpoint: as ``lib.train.fit`` (None: no checkpoint).
     Returns:
         history: ``lib.train.fit``'s, one dict per step: step (0-based), loss, lr.
     """
+    s = settings
+    steps, batch = s.steps, s.batch
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"train_prior: `images` must be (N, 3, H, W), got {tuple(images.shape)}")
     if len(prompts) != len(images):
         raise ValueError(f"train_prior: `prompts` must have one per image ({len(images)}), got {len(prompts)}")
-    if steps < 1 or batch < 1:
-        raise ValueError(f"train_prior: `steps` and `batch` must be >= 1, got {steps}, {batch}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(s.seed)
     ids_all = tokenizer(list(prompts))
     ids_class = tokenizer([parse_view_prompt(p)[0] for p in prompts])
     uncond = tokenizer.unconditional(1)
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / steps)))
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + np.cos(np.pi * k / steps)))
     unet.train()
     text_encoder.train()
-    running = RunningLog(steps, log_every, log, {"loss": ".4f", "lr": ".2e"})
+    running = RunningLog(steps, s.log_every, log, {"loss": ".4f", "lr": ".2e"})
 
     def step_fn(step: int) -> dict:
         idx = torch.randint(0, len(images), (batch,), generator=gen)
         x0 = images[idx]
-        if flip:
+        if s.flip:
             mirror = (torch.rand(batch, generator=gen) < 0.5).to(x0.device)
             x0 = torch.where(mirror[:, None, None, None], x0.flip(-1), x0)
-        short = torch.rand(batch, generator=gen) < p_class_only
+        short = torch.rand(batch, generator=gen) < s.p_class_only
         ids = torch.where(short[:, None], ids_class[idx], ids_all[idx])
-        drop = torch.rand(batch, generator=gen) < p_uncond
+        drop = torch.rand(batch, generator=gen) < s.p_uncond
         ids = torch.where(drop[:, None], uncond, ids)
         rate = opt.param_groups[0]["lr"]
         loss = prior_loss(unet, scheduler, text_encoder, ids, x0, gen)
@@ -195,9 +222,9 @@ def train_prior(unet, scheduler, tokenizer, text_encoder, images: torch.Tensor, 
         return row
 
     state = {"unet": unet, "text_encoder": text_encoder, "optimizer": opt, "lr_schedule": sched, "generator": gen}
-    config = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "p_uncond": p_uncond,
-              "p_class_only": p_class_only, "flip": flip, "n_images": len(images), "prompts": sorted(set(prompts))}
-    history = fit(step_fn, steps, state, checkpoint, checkpoint_every, desc="prior", progress=False,
+    config = {**{k: v for k, v in asdict(s).items() if k not in ("log_every", "checkpoint_every")},
+              "n_images": len(images), "prompts": sorted(set(prompts))}
+    history = fit(step_fn, steps, state, checkpoint, s.checkpoint_every, desc="prior", progress=False,
                   config=config if checkpoint is not None else None)
     unet.eval()
     text_encoder.eval()
