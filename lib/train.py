@@ -171,8 +171,10 @@ class RunningLog:
 
     def __call__(self, step: int, row: dict) -> None:
         """Record ``row`` (a dict with every key of ``formats``) of 0-based ``step``; log when due."""
+        if self.log is None:
+            return
         self.rows.append(row)
-        if self.log is None or ((step + 1) % self.every and step + 1 != self.n_steps):
+        if (step + 1) % self.every and step + 1 != self.n_steps:
             return
         means = "  ".join(f"{key} {sum(r[key] for r in self.rows) / len(self.rows):{spec}}"
                           for key, spec in self.formats.items())

@@ -66,6 +66,12 @@ def test_every_model_class_takes_a_seed():
     assert set(BUILDERS) <= seeded
 
 
+def test_seed_is_in_the_signature():
+    import inspect
+    assert "seed" in inspect.signature(PointNet).parameters  # help(PointNet) shows it
+    assert "seed" in inspect.signature(sv.SingleViewModel).parameters  # also after **decoder_kwargs
+
+
 def test_bad_seed():
     with pytest.raises(ValueError, match="seed"):
         BUILDERS["PointNet"]("0")

@@ -20,6 +20,7 @@ it changes nothing else); ``None`` draws from the global stream, as ``nn.Module`
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Callable, Optional
 
 import torch
@@ -38,5 +39,10 @@ def seeded(init: Callable) -> Callable:
             torch.manual_seed(seed)
             return init(self, *args, **kwargs)
 
+    signature = inspect.signature(init)  # so that help() and editors show ``seed``
+    params = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    params.append(inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Optional[int]"))
+    params += [p for p in signature.parameters.values() if p.kind == inspect.Parameter.VAR_KEYWORD]
+    wrapper.__signature__ = signature.replace(parameters=params)
     wrapper.seeded = True  # for tests/test_model_seeds.py
     return wrapper
