@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lib.checks import shape_of
+
 
 def check_image(img: np.ndarray, path, reference: Optional[Tuple[object, Tuple[int, int]]] = None,
                 error: type = ValueError) -> np.ndarray:
@@ -72,14 +74,28 @@ def from_uint8(pixels) -> torch.Tensor:
 
 
 # ----------------------------------------------------------- the model-space edge (channels first)
+def _check_range01(images: torch.Tensor, name: str) -> None:
+    if images.numel():
+        lo, hi = images.min().item(), images.max().item()
+        if lo < -1e-4 or hi > 1 + 1e-4:
+            raise ValueError(f"{name} must be in [0, 1] (not 2 x - 1, not 0..255), got values in [{lo:.3g}, {hi:.3g}]")
+
+
+def check_images(images, name: str = "images", batch: str = "N") -> None:
+    """ValueError unless ``images`` is a (batch, H, W, 3) float tensor with values in [0, 1]: lib's
+    image convention, checked where images enter a function (``batch`` names the first axis)."""
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3 or not images.is_floating_point():
+        got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
+        raise ValueError(f"{name} must be ({batch}, H, W, 3) float images in [0, 1] (channels last), got {got}")
+    _check_range01(images, name)
+
+
 def check_images01(images: torch.Tensor, name: str = "images") -> None:
-    """ValueError unless ``images`` is a (B, 3, H, W) float tensor with values in [0, 1]."""
+    """ValueError unless ``images`` is a (B, 3, H, W) float tensor with values in [0, 1] (a model's input)."""
     if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        got = f"{tuple(images.shape)} {images.dtype}" if torch.is_tensor(images) else type(images).__name__
+        got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
         raise ValueError(f"{name} must be a (B, 3, H, W) float tensor in [0, 1], got {got}")
-    lo, hi = images.min().item(), images.max().item()
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"{name} must be in [0, 1] (renders, not 2 x - 1), got values in [{lo:.3g}, {hi:.3g}]")
+    _check_range01(images, name)
 
 
 def resize_nchw(images: torch.Tensor, size) -> torch.Tensor:

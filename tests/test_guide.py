@@ -200,3 +200,15 @@ def test_guide_sds_is_sds_loss_through_to_model(prior_guide):
     latents = torch.zeros(1, *prior_guide.model_shape, requires_grad=True)
     loss, _ = prior_guide.sds(latents, ["a chair"], t[:1], 1.0, torch.Generator().manual_seed(0), model_space=True)
     assert torch.autograd.grad(loss, latents)[0].shape == latents.shape
+
+
+def test_image_checks_name_the_argument_and_the_convention():
+    from lib.images import check_images
+    check_images(torch.rand(2, 4, 5, 3))
+    for bad, match in [(torch.rand(2, 3, 4, 5), r"\(N, H, W, 3\) float images .*channels last.*\(2, 3, 4, 5\)"),
+                       (torch.rand(2, 4, 5, 3) * 255, r"must be in \[0, 1\].*0\.\.255"),
+                       (torch.zeros(2, 4, 5, 3, dtype=torch.uint8), "uint8"), ([1, 2], "list")]:
+        with pytest.raises(ValueError, match=match):
+            check_images(bad, "frames")
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        check_images01(torch.rand(2, 4, 5, 3))

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, pixel_intrinsics, random_orbit_angles
-from lib.images import check_image, from_uint8, resize_images, to_uint8
+from lib.images import check_image, check_images, from_uint8, resize_images, to_uint8
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
 from lib.render.zbuffer import render_views
@@ -258,10 +258,10 @@ def write_srn_object(folder, images: torch.Tensor, c2w: torch.Tensor, K: torch.T
     from PIL import Image
 
     images, folder = torch.as_tensor(images).detach().cpu(), Path(folder)
+    check_images(images, "write_srn_object: `images`", batch="V")
     v = images.shape[0]
-    if images.ndim != 4 or images.shape[-1] != 3 or c2w.shape != (v, 4, 4):
-        raise ValueError(f"write_srn_object: `images` must be (V, H, W, 3) and `c2w` (V, 4, 4), got "
-                         f"{tuple(images.shape)} and {tuple(c2w.shape)}")
+    if c2w.shape != (v, 4, 4):
+        raise ValueError(f"write_srn_object: `c2w` must be (V, 4, 4) for the {v} images, got {tuple(c2w.shape)}")
     check_pose(c2w)
     K = torch.as_tensor(K, dtype=torch.float64)
     if K.shape != (3, 3) or abs(K[0, 0] - K[1, 1]) > 1e-6 * K[0, 0]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from lib.pytorch3d_cameras import from_pytorch3d_ndc, to_pytorch3d_ndc
-from lib.images import check_image, from_uint8, to_uint8
+from lib.images import check_image, check_images, from_uint8, to_uint8
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 N_TEST_SPLITS = 7  # linspace(0, N, 7)[1:-1]: five evenly spread held-out views
@@ -147,9 +147,10 @@ def write_truck_folder(root, images: torch.Tensor, c2w: torch.Tensor, K: torch.T
     if image_format not in ("png", "jpg"):
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
     images = torch.as_tensor(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or c2w.shape != (images.shape[0], 4, 4):
-        raise ValueError(f"write_truck_folder: `images` must be (N, H, W, 3) and `c2w` (N, 4, 4), "
-                         f"got {tuple(images.shape)} and {tuple(c2w.shape)}")
+    check_images(images, "write_truck_folder: `images`")
+    if c2w.shape != (images.shape[0], 4, 4):
+        raise ValueError(f"write_truck_folder: `c2w` must be (N, 4, 4) for the {images.shape[0]} images, "
+                         f"got {tuple(c2w.shape)}")
     points = torch.as_tensor(points)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"write_truck_folder: `points` must be (M, 3), got {tuple(points.shape)}")

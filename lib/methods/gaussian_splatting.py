@@ -42,6 +42,7 @@ from typing import Optional
 
 import torch
 
+from lib.images import check_images
 from lib.metrics import psnr, ssim, view_scores
 from lib.models.gaussians import PARAM_NAMES
 from lib.quaternion import quat_to_rotmat
@@ -310,11 +311,11 @@ class Densifier:
 
 # --------------------------------------------------------------------------- step and evaluation
 def _check_views(images, viewmats, Ks) -> None:
-    v = images.shape[0] if torch.is_tensor(images) else -1
-    if (not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3
-            or tuple(viewmats.shape) != (v, 4, 4) or tuple(Ks.shape) != (v, 3, 3)):
-        raise ValueError(f"need images (V, H, W, 3), viewmats (V, 4, 4) and Ks (V, 3, 3), got "
-                         f"{tuple(getattr(images, 'shape', ()))}, {tuple(viewmats.shape)}, {tuple(Ks.shape)}")
+    check_images(images, "images", batch="V")
+    v = images.shape[0]
+    if tuple(viewmats.shape) != (v, 4, 4) or tuple(Ks.shape) != (v, 3, 3):
+        raise ValueError(f"need viewmats (V, 4, 4) and Ks (V, 3, 3) for the {v} images, got "
+                         f"{tuple(viewmats.shape)}, {tuple(Ks.shape)}")
 
 
 def make_gaussian_step(model, optimizer, densifier: Optional[Densifier], images: torch.Tensor,

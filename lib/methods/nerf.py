@@ -39,6 +39,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from lib.images import check_images
 from lib.metrics import mse_to_psnr, view_scores
 from lib.rays import get_rays, near_far_from_aabb
 from lib.render.volume import render_image, volume_render
@@ -51,10 +52,10 @@ def _check_posed_images(data: dict, name: str = "data") -> None:
     missing = [k for k in ("images", "c2w", "K") if k not in data]
     if missing:
         raise ValueError(f"`{name}` must hold images (N, H, W, 3), c2w (N, 4, 4) and K (3, 3); missing {missing}")
+    check_images(data["images"], f"`{name}['images']`")
     n = data["images"].shape[0]
-    if data["images"].ndim != 4 or data["images"].shape[-1] != 3 or tuple(data["c2w"].shape) != (n, 4, 4):
-        raise ValueError(f"`{name}`: images must be (N, H, W, 3) and c2w (N, 4, 4), got "
-                         f"{tuple(data['images'].shape)} and {tuple(data['c2w'].shape)}")
+    if tuple(data["c2w"].shape) != (n, 4, 4):
+        raise ValueError(f"`{name}`: c2w must be (N, 4, 4) for the {n} images, got {tuple(data['c2w'].shape)}")
 
 
 def training_rays(data: dict, device="cpu") -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

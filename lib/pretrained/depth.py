@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.checks import shape_of
+from lib.images import check_images
 from lib.pretrained.hub import load_transformers_model
 
 DEFAULT_MODELS = ("depth-anything/Depth-Anything-V2-Small-hf", "LiheYoung/depth-anything-small-hf")
@@ -129,9 +130,7 @@ def estimate_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", bat
     Returns:
         (B, H, W) float32 in [0, 1], on the CPU: the network's output resized (bilinear) to H x W.
     """
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"`images` must be (B, H, W, 3) in [0, 1], got "
-                         f"{shape_of(images)}")
+    check_images(images, "estimate_depth: `images`", batch="B")
     loaded = isinstance(model, tuple) and len(model) == 2 and not isinstance(model[0], str)  # not a tuple of ids
     processor, net = model if loaded else load_depth_estimator(model, device)
     dev = next(net.parameters()).device
