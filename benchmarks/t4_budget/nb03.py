@@ -29,6 +29,7 @@ import torch
 
 from benchmarks.t4_budget.measure import Part
 from benchmarks.t4_budget.nb02 import chair_stand_in
+from lib.images import from_uint8
 
 USES_SD = False
 R2N2_SPLIT = {"train": 5422, "test": 1356}  # chairs per split: the course's split.json holds out 20% of 6778
@@ -142,7 +143,7 @@ def features_unit(size: int):
 
     def run():
         with torch.no_grad():
-            return enc(images.float() / 255)
+            return enc(from_uint8(images))
 
     return run
 
@@ -225,7 +226,7 @@ def mv_point_unit(size: int, pointnet: dict, batch: int):
         idx = torch.randint(0, FAKE_MODELS, (batch // 2,), generator=g)
         perm = torch.tensor(MV_VIEWS)[torch.randperm(len(MV_VIEWS), generator=g)]
         sub = torch.randint(0, 2048, (n_points,), generator=g)
-        p, c = pnet(d["images"][idx][:, perm].float() / 255)
+        p, c = pnet(from_uint8(d["images"][idx][:, perm]))
         cd, cl = colored_chamfer(p, c, d["points"][idx][:, sub], colors[idx][:, sub])
         popt.zero_grad()
         (cd + 0.1 * cl).backward()
@@ -247,7 +248,7 @@ def mv_point_eval_unit(size: int, pointnet: dict):
 
     def run():
         with torch.no_grad():
-            p, c = pnet(d["images"][:, MV_VIEWS].float() / 255)
+            p, c = pnet(from_uint8(d["images"][:, MV_VIEWS]))
             cd, cl = colored_chamfer(p, c, d["points"], colors)
             chamfer_distance(p, d["points"]).mean()
             return chamfer_distance(medoid.expand(len(p), -1, -1), d["points"]).mean()
@@ -270,7 +271,7 @@ def vaegan_unit(size: int, vaegan: dict, batch: int, n_views: int):
     def step():
         idx = torch.randint(0, FAKE_MODELS, (batch,), generator=g)
         views = torch.stack([torch.randperm(24, generator=g)[:n_views] for _ in idx])  # random_views
-        x, c = d["images"][idx[:, None], views].float() / 255, d["c2w"][idx[:, None], views]
+        x, c = from_uint8(d["images"][idx[:, None], views]), d["c2w"][idx[:, None], views]
         return recon.vaegan_step(model, opt_ae, opt_d, x, d["voxels"][idx].float(), c, beta=5e-4, adv_weight=1e-3,
                                  pos_weight=2.0, generator=g)
 

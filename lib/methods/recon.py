@@ -236,7 +236,7 @@ def kl_weight(step: int, warmup_steps: int, beta_max: float = 1.0, delay: int = 
 
 
 def vaegan_step(model: nn.Module, opt_ae, opt_d, images, voxels, c2w=None, beta: float = 1e-3,
-                adv_weight: float = 1e-3, pos_weight: Optional[float] = None, generator=None) -> dict:
+                adv_weight: float = 1e-3, pos_weight: Optional[float] = None, *, generator: torch.Generator) -> dict:
     """One 3D-VAE-GAN training step of a ``lib.models.multi_view.MultiViewVAEGAN``: a discriminator
     update, then an encoder + generator update on ``recon + beta * KL + adv_weight * adversarial``
     (:func:`lib.losses.voxel_bce`, :func:`lib.losses.kl_divergence`, the non-saturating
@@ -245,7 +245,7 @@ def vaegan_step(model: nn.Module, opt_ae, opt_d, images, voxels, c2w=None, beta:
 
     Args:
         images: (B, V, 3, S, S). voxels: (B, 32, 32, 32) {0, 1}. c2w: (B, V, 4, 4) or None.
-        beta: KL weight of this step (from :func:`kl_weight`).
+        beta: KL weight of this step (from :func:`kl_weight`). generator: draws the latent sample.
     Returns:
         dict of floats: loss, recon, kl, adv, d_loss.
     """
