@@ -73,8 +73,13 @@ def from_uint8(pixels) -> torch.Tensor:
     return x.float() / 255.0
 
 
-# ----------------------------------------------------------- the model-space edge (channels first)
-def _check_range01(images: torch.Tensor, name: str) -> None:
+def _check_image_batch(images, name: str, channel_axis: int, layout: str) -> None:
+    """ValueError unless ``images`` is a 4-D float tensor with 3 channels on ``channel_axis`` and values
+    in [0, 1]; the message names ``name`` and the expected ``layout``."""
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[channel_axis] != 3 \
+            or not images.is_floating_point():
+        got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
+        raise ValueError(f"{name} must be {layout}, got {got}")
     if images.numel():
         lo, hi = images.min().item(), images.max().item()
         if lo < -1e-4 or hi > 1 + 1e-4:
@@ -84,18 +89,13 @@ def _check_range01(images: torch.Tensor, name: str) -> None:
 def check_images(images, name: str = "images", batch: str = "N") -> None:
     """ValueError unless ``images`` is a (batch, H, W, 3) float tensor with values in [0, 1]: lib's
     image convention, checked where images enter a function (``batch`` names the first axis)."""
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3 or not images.is_floating_point():
-        got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
-        raise ValueError(f"{name} must be ({batch}, H, W, 3) float images in [0, 1] (channels last), got {got}")
-    _check_range01(images, name)
+    _check_image_batch(images, name, -1, f"({batch}, H, W, 3) float images in [0, 1] (channels last)")
 
 
+# ----------------------------------------------------------- the model-space edge (channels first)
 def check_images01(images: torch.Tensor, name: str = "images") -> None:
     """ValueError unless ``images`` is a (B, 3, H, W) float tensor with values in [0, 1] (a model's input)."""
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
-        raise ValueError(f"{name} must be a (B, 3, H, W) float tensor in [0, 1], got {got}")
-    _check_range01(images, name)
+    _check_image_batch(images, name, 1, "a (B, 3, H, W) float tensor in [0, 1]")
 
 
 def resize_nchw(images: torch.Tensor, size) -> torch.Tensor:

@@ -374,7 +374,7 @@ def make_gaussian_step(model, optimizer, densifier: Optional[Densifier], images:
 @torch.no_grad()
 def evaluate_gaussians(model, images: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tensor,
                        background: Optional[torch.Tensor] = None, backend: str = "auto", chunk: int = 8) -> dict:
-    """Render views and score them (``lib.metrics.psnr`` / ``ssim`` per view, on the render clamped
+    """Render views and score them (``lib.metrics.view_scores``: PSNR and SSIM per view, on the render clamped
     to [0, 1]).
 
     Args:

@@ -11,7 +11,7 @@ The pieces, each small and replaceable:
   ``lib.train.fit``: a random batch of rays from a generator, render, MSE, optimizer (and
   scheduler) step, with an optional ``hook(i)`` first (e.g. refresh an occupancy grid).
 - :func:`evaluate_views`: render held-out views chunk by chunk (``lib.render.volume.render_image``)
-  and score them with ``lib.metrics.psnr`` / ``lib.metrics.ssim``.
+  and score them with ``lib.metrics.view_scores``.
 
 Views come as the dicts of ``lib.data.blender.load_blender``: ``images`` (N, H, W, 3) float in
 [0, 1], ``c2w`` (N, 4, 4) camera-to-world (``lib.cameras`` convention), ``K`` (3, 3).

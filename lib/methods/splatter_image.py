@@ -11,7 +11,7 @@ turned into the world frame) is :func:`lib.render.gaussians.pixel.pixel_gaussian
 - :func:`render_predictions`: Gaussians of B objects rendered into V cameras each, in one batched call.
 - :func:`make_splatter_step`: a ``step(i) -> {"loss", "psnr", "dt"}`` for ``lib.train.fit``.
 - :func:`evaluate_splatter`: held-out objects, a fixed input view, every other view scored with
-  ``lib.metrics.psnr`` / ``lib.metrics.ssim``.
+  ``lib.metrics.view_scores`` (PSNR and SSIM per view).
 
 Data come as the dict of ``lib.data.srn.load_srn_split``: ``images`` (O, V, H, W, 3) float in [0, 1]
 (white background), ``c2w`` (O, V, 4, 4) (``lib.cameras`` convention), ``K`` (O, 3, 3) pixels,
