@@ -256,6 +256,19 @@ def render_random_views(field: NeRFField, config: DreamFusionConfig, progress: f
     return out, az, el, record.get("normals")
 
 
+def step_generators(field: torch.nn.Module, seed: int, generator: Optional[torch.Generator] = None):
+    """The two random streams of a field's training step: ``(generator, ray_generator)``.
+
+    Cameras, lights, noise and timesteps come from ``generator`` (CPU; default seeded by ``seed``).
+    The stratified jitter is drawn where the rays are, so on a GPU it gets its own generator on
+    the field's device, seeded alike; on a CPU both are the same stream.
+    """
+    generator = generator or torch.Generator().manual_seed(seed)
+    device = next(field.parameters()).device
+    ray_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+    return generator, ray_generator
+
+
 def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, optimizer=None,
                           generator: Optional[torch.Generator] = None):
     """``step(i) -> {"loss", "sds", "orientation", "entropy", "opacity", "t"}`` for ``lib.train.fit``.
@@ -267,12 +280,8 @@ def make_dreamfusion_step(field: NeRFField, guide, config: DreamFusionConfig, op
         optimizer: default Adam(field, config.lr). generator: default seeded by ``config.seed``.
     """
     optimizer = optimizer or torch.optim.Adam(field.parameters(), lr=config.lr)
-    generator = generator or torch.Generator().manual_seed(config.seed)
+    generator, ray_generator = step_generators(field, config.seed, generator)
     schedule = config.schedule(int(guide.alphas_cumprod.shape[0]))
-    device = next(field.parameters()).device
-    # cameras, lights, noise and timesteps come from `generator` (CPU); the stratified jitter is
-    # drawn where the rays are, so on a GPU it gets its own generator, seeded alike
-    ray_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(config.seed)
 
     def step(i: int) -> dict:
         progress = i / max(config.steps - 1, 1)

@@ -48,7 +48,7 @@ from lib.cameras import orbit_poses
 from lib.data.srn import SRN_RADIUS, SRN_SUPERSAMPLE, procedural_object, srn_intrinsics
 from lib.images import from_uint8
 from lib.methods.dreamfusion import (DreamFusionConfig, dreamfusion_field, orbit_rays, regularisers, render_random_views,
-                             shaded_field_fn)
+                                    shaded_field_fn, step_generators)
 from lib.guidance.sds import TimestepSchedule
 from lib.prompts import view_prompts
 from lib.losses import depth_ranking_loss, feature_cosine_loss
@@ -261,9 +261,8 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
     if config.rank_weight > 0 and ref.get("depth") is None:
         raise ValueError("make_lift_step: config.rank_weight > 0 needs a depth estimate in the inputs")
     optimizer = optimizer or torch.optim.Adam(field.parameters(), lr=config.lr)
-    generator = generator or torch.Generator().manual_seed(config.seed)
+    generator, ray_generator = step_generators(field, config.seed, generator)
     device = next(field.parameters()).device
-    ray_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(config.seed)
     ref = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ref.items()}
     R = ref["origins"].shape[0]
     schedule = config.schedule(int(guide.alphas_cumprod.shape[0])) if guide is not None else None
