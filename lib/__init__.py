@@ -15,7 +15,9 @@ The foundation (conventions, pure maths, the training loop and its outputs):
                     farthest point sampling
 - ``lib.voxels``    voxelization (winding numbers), voxels to mesh, the mean-shape prior
 - ``lib.rays``      pixels to rays, ray/box near-far, stratified and importance samples
-- ``lib.images``    images: the checks every image reader makes (shape, channels, size), resizing
+- ``lib.images``    THE image convention, (..., H, W, 3) float in [0, 1] channels last at every public
+                    boundary: the checks every image reader makes, resizing, box downsampling, uint8,
+                    and the model-space edge (``to_nchw`` / ``from_nchw``, used inside forwards and guides)
 - ``lib.prompts``   the prompt grammar: view words and view-dependent prompts, prompt validation
 - ``lib.checks``    argument checks shared across lib (``shape_of``: what an error message says it got)
 - ``lib.losses``    chamfer (with a pure-torch nearest neighbour), voxel BCE, mesh regularisers,

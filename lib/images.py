@@ -3,8 +3,9 @@
 Images are (..., H, W, 3) float tensors in [0, 1], channels last, at every public boundary of lib.
 This module holds the checks every file reader makes (one home, so every reader says the same thing
 about a bad file), resizing (antialiased), the conversions to and from the 8-bit pixels of files
-(``to_uint8``, ``from_uint8``), and the model-space edge: channels-first (B, C, H, W) batches for a
-network's input (``check_images01``, ``resize_nchw``).
+(``to_uint8``, ``from_uint8``), and the model-space edge: the one place images turn into channels-first
+(B, C, H, W) batches for a network and back (``to_nchw``, ``from_nchw``). Networks permute inside their
+``forward`` through these; everything a notebook or another module sees is channels last.
 
 Example:
     >>> import numpy as np
@@ -52,6 +53,17 @@ def resize_images(images: torch.Tensor, size) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).clamp(0, 1)
 
 
+def box_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """(N, H, W, C) -> (N, H / factor, W / factor, C): the mean of each ``factor`` x ``factor`` block
+    (the box filter that turns a supersampled render into an antialiased one). Differentiable."""
+    if int(factor) != factor or factor < 1 or images.ndim != 4 or images.shape[1] % factor or images.shape[2] % factor:
+        raise ValueError(f"box_downsample: need (N, H, W, C) images with H and W divisible by an integer factor >= 1, "
+                         f"got {shape_of(images)} and factor {factor}")
+    if factor == 1:
+        return images
+    return F.avg_pool2d(images.permute(0, 3, 1, 2), int(factor)).permute(0, 2, 3, 1)
+
+
 def to_uint8(images) -> np.ndarray:
     """(..., H, W, C) float in [0, 1] (tensor or array) or uint8 -> a uint8 numpy array (values clipped,
     rounded to the nearest level): what image files and video frames hold."""
@@ -73,35 +85,35 @@ def from_uint8(pixels) -> torch.Tensor:
     return x.float() / 255.0
 
 
-def _check_image_batch(images, name: str, channel_axis: int, layout: str) -> None:
-    """ValueError unless ``images`` is a 4-D float tensor with 3 channels on ``channel_axis`` and values
-    in [0, 1]; the message names ``name`` and the expected ``layout``."""
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[channel_axis] != 3 \
-            or not images.is_floating_point():
+def check_images(images, name: str = "images", batch: str = "N") -> None:
+    """ValueError unless ``images`` is a (batch, H, W, 3) float tensor with values in [0, 1]: lib's
+    image convention, checked where images enter a function (``batch`` names the first axis)."""
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3 or not images.is_floating_point():
         got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
-        raise ValueError(f"{name} must be {layout}, got {got}")
+        hint = " (channels first? lib's images are channels last)" if torch.is_tensor(images) and images.ndim == 4 \
+            and images.shape[1] == 3 else ""
+        raise ValueError(f"{name} must be ({batch}, H, W, 3) float images in [0, 1] (channels last), got {got}{hint}")
     if images.numel():
         lo, hi = images.min().item(), images.max().item()
         if lo < -1e-4 or hi > 1 + 1e-4:
             raise ValueError(f"{name} must be in [0, 1] (not 2 x - 1, not 0..255), got values in [{lo:.3g}, {hi:.3g}]")
 
 
-def check_images(images, name: str = "images", batch: str = "N") -> None:
-    """ValueError unless ``images`` is a (batch, H, W, 3) float tensor with values in [0, 1]: lib's
-    image convention, checked where images enter a function (``batch`` names the first axis)."""
-    _check_image_batch(images, name, -1, f"({batch}, H, W, 3) float images in [0, 1] (channels last)")
-
-
 # ----------------------------------------------------------- the model-space edge (channels first)
-def check_images01(images: torch.Tensor, name: str = "images") -> None:
-    """ValueError unless ``images`` is a (B, 3, H, W) float tensor with values in [0, 1] (a model's input)."""
-    _check_image_batch(images, name, 1, "a (B, 3, H, W) float tensor in [0, 1]")
+def to_nchw(images: torch.Tensor, size=None, name: str = "images") -> torch.Tensor:
+    """The way into a network: images (B, H, W, 3) float in [0, 1] (checked; the message names
+    ``name``) -> (B, 3, h, w) channels first, resized (antialiased, :func:`resize_images`) to ``size``
+    (an int for square, or (h, w); None or the images' own size: not resized). Differentiable."""
+    check_images(images, name, batch="B")
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if tuple(images.shape[1:3]) != size:
+            images = resize_images(images, size)
+    return images.permute(0, 3, 1, 2)
 
 
-def resize_nchw(images: torch.Tensor, size) -> torch.Tensor:
-    """(B, C, H, W) in [0, 1] -> (B, C, size, size) (or ``size = (h, w)``) by :func:`resize_images`, for a
-    model's input (channels first); unchanged if equal."""
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(images.shape[-2:]) == size:
-        return images
-    return resize_images(images.permute(0, 2, 3, 1), size).permute(0, 3, 1, 2)
+def from_nchw(x: torch.Tensor) -> torch.Tensor:
+    """The way out of a network: (B, C, H, W) channels first -> (B, H, W, C), the course's layout."""
+    if not torch.is_tensor(x) or x.ndim != 4:
+        raise ValueError(f"from_nchw: expected a (B, C, H, W) tensor, got {shape_of(x)}")
+    return x.permute(0, 2, 3, 1)

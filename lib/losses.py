@@ -310,37 +310,38 @@ def orthogonality_penalty(transform: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- NeuralLift depth ranking
-def depth_ranking_loss(pred_depth: torch.Tensor, ref_inv_depth: torch.Tensor, n_pairs: int,
-                       generator: Optional[torch.Generator] = None, margin: float = 1e-4,
+def depth_ranking_loss(pred_distance: torch.Tensor, ref_inv_depth: torch.Tensor, n_pairs: int,
+                       generator: torch.Generator, margin: float = 1e-4,
                        min_gap: float = 0.01) -> torch.Tensor:
-    """NeuralLift-360's depth ranking loss: the rendered depth must order pixels as the monocular
+    """NeuralLift-360's depth ranking loss: the rendered distances must order pixels as the monocular
     estimate does, whatever the estimate's scale and shift.
 
     ``n_pairs`` pairs (i, j) of the given pixels are drawn uniformly (with replacement, so memory is
     O(n_pairs), not O(P^2)); pairs whose reference values differ by less than ``min_gap`` (no
     reliable order) are dropped. For a pair where the estimate says i is nearer (larger inverse
-    depth), the loss is ``max(0, margin + z_i - z_j)`` on the rendered depths z: zero once i is
+    depth), the loss is ``max(0, margin + z_i - z_j)`` on the rendered distances z: zero once i is
     rendered in front of j by ``margin``. Mean over the kept pairs (0 when none is kept).
 
     Args:
-        pred_depth: (P,) rendered depth (ray length, world units) of foreground pixels, differentiable.
+        pred_distance: (P,) how far each foreground pixel's surface is rendered (the volume
+            renderer's expected ray length; camera z works alike), differentiable.
         ref_inv_depth: (P,) the estimate at the same pixels, larger = nearer (relative inverse depth).
         n_pairs: pairs per call. generator: a CPU ``torch.Generator`` for the pairs.
     Returns: () float.
     """
-    if pred_depth.ndim != 1 or pred_depth.shape != ref_inv_depth.shape:
-        raise ValueError(f"depth_ranking_loss: `pred_depth` and `ref_inv_depth` must both be (P,), got "
-                         f"{tuple(pred_depth.shape)} and {tuple(ref_inv_depth.shape)}")
-    if pred_depth.shape[0] < 2 or n_pairs < 1:
+    if pred_distance.ndim != 1 or pred_distance.shape != ref_inv_depth.shape:
+        raise ValueError(f"depth_ranking_loss: `pred_distance` and `ref_inv_depth` must both be (P,), got "
+                         f"{tuple(pred_distance.shape)} and {tuple(ref_inv_depth.shape)}")
+    if pred_distance.shape[0] < 2 or n_pairs < 1:
         raise ValueError(f"depth_ranking_loss: need at least 2 pixels and n_pairs >= 1, got "
-                         f"{pred_depth.shape[0]} pixels, n_pairs={n_pairs}")
-    i, j = torch.randint(0, pred_depth.shape[0], (2, int(n_pairs)), generator=generator).to(pred_depth.device)
+                         f"{pred_distance.shape[0]} pixels, n_pairs={n_pairs}")
+    i, j = torch.randint(0, pred_distance.shape[0], (2, int(n_pairs)), generator=generator).to(pred_distance.device)
     gap = ref_inv_depth[i] - ref_inv_depth[j]  # > 0: the estimate says i is nearer
     keep = gap.abs() >= min_gap
     if not bool(keep.any()):
-        return pred_depth.sum() * 0.0
+        return pred_distance.sum() * 0.0
     sign = gap[keep].sign()
-    return F.relu(margin + sign * (pred_depth[i[keep]] - pred_depth[j[keep]])).mean()
+    return F.relu(margin + sign * (pred_distance[i[keep]] - pred_distance[j[keep]])).mean()
 
 
 def feature_cosine_loss(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -296,21 +296,21 @@ def test_sd_adapters_on_tiny_models(diffusers_models):
     loss.backward()
     torch.testing.assert_close(lat.grad, info["grad"])
     assert vae.config.scaling_factor == pytest.approx(0.18215)
-    img = torch.rand(1, 3, 16, 16)
+    img = torch.rand(1, 16, 16, 3)  # channels last; the VAE sees channels first
     with torch.no_grad():
         z = encode_images(vae, img, torch.Generator().manual_seed(0))
-        mean = vae.encode(2 * img - 1).latent_dist.mean * 0.18215
+        mean = vae.encode(2 * img.permute(0, 3, 1, 2) - 1).latent_dist.mean * 0.18215
         out = decode_latents(vae, z)
     assert z.shape == (1, 4, 8, 8) and mean.shape == z.shape
-    assert out.shape == (1, 3, 16, 16) and out.dtype == torch.float32
+    assert out.shape == (1, 16, 16, 3) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     with torch.no_grad():
-        ref = ((vae.decode(z / 0.18215).sample + 1) / 2).clamp(0, 1)
+        ref = ((vae.decode(z / 0.18215).sample + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
     torch.testing.assert_close(out, ref)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         encode_images(vae, img * 2)
-    with pytest.raises(ValueError, match="B, 3, H, W"):
-        encode_images(vae, img[:, :2])
+    with pytest.raises(ValueError, match="B, H, W, 3"):
+        encode_images(vae, img[..., :2])
 
 
 def test_loader_offline_fails_fast_listing_ids(diffusers_models, monkeypatch, tmp_path):

@@ -8,8 +8,8 @@ import torch
 
 from lib.methods.dreamfusion import DreamFusionConfig, dreamfusion_field, make_dreamfusion_step, render_turntable
 from lib.guidance.load import GUIDES, load_guide
+from lib.images import from_nchw
 from lib.guidance.sds import TimestepSchedule
-from lib.images import check_images01
 from lib.methods.sds import TensorState, TextureSDSConfig, make_image_sds_step, make_texture_sds_step
 
 G0 = torch.Generator().manual_seed(0)  # the SDS steps take their random stream explicitly
@@ -66,20 +66,21 @@ def test_load_guide_names(prior_guide):
 
 
 def test_prior_guide_maps_renders_and_refuses_bad_images(prior_guide):
-    renders = torch.rand(2, 3, 64, 64)
-    x = prior_guide.to_model(renders)  # resized to 32 px, then 2 x - 1
+    renders = torch.rand(2, 64, 64, 3)  # channels last, like every image in lib
+    x = prior_guide.to_model(renders)  # resized to 32 px, channels first, then 2 x - 1
     assert x.shape == (2, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
-    torch.testing.assert_close(prior_guide.from_model(prior_guide.to_model(renders[:, :, ::2, ::2].contiguous())),
-                               renders[:, :, ::2, ::2])
+    torch.testing.assert_close(prior_guide.from_model(prior_guide.to_model(renders[:, ::2, ::2].contiguous())),
+                               renders[:, ::2, ::2])
     with pytest.raises(ValueError, match=r"in \[0, 1\] \(not 2 x - 1"):
         prior_guide.to_model(2 * renders - 1)
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        prior_guide.to_model(renders[:, :1])
+    with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
+        prior_guide.to_model(renders[..., :1])
+    with pytest.raises(ValueError, match="channels first"):
+        prior_guide.to_model(renders.permute(0, 3, 1, 2))
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):  # the model itself names its size
         prior_guide.noise_pred_fn(torch.zeros(1, 3, 16, 16), torch.tensor([10]), prior_guide.embed(["a chair"]))
     with pytest.raises(ValueError, match="prompt must"):
         make_image_sds_step(TensorState(torch.zeros(1, 3, 32, 32)), prior_guide, [" "], 7.5, TimestepSchedule(), 2, generator=G0)
-    check_images01(renders)
 
 
 def test_image_sds_step_moves_toward_the_prompt(prior_guide):
@@ -113,10 +114,10 @@ def test_stable_diffusion_path_on_a_tiny_local_pipeline(tiny_sd_dir, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     guide = load_guide("stable diffusion", "cpu", sd_local_dir=str(tiny_sd_dir))
     assert guide.name == "Stable Diffusion" and guide.model_shape == (4, 8, 8) and guide.image_size == 16
-    renders = torch.rand(2, 3, 8, 8)
+    renders = torch.rand(2, 8, 8, 3)
     z = guide.to_model(renders)  # upsampled to the VAE's 16 px, encoded
     assert z.shape == (2, 4, 8, 8)
-    assert guide.from_model(z).shape == (2, 3, 16, 16)
+    assert guide.from_model(z).shape == (2, 16, 16, 3)
     latents = TensorState(torch.zeros(2, 4, 8, 8))
     step = make_image_sds_step(latents, guide, ["a chair", "a chair, back view"], 100.0, TimestepSchedule(), 2,
                                generator=G0, clamp=None)
@@ -137,7 +138,7 @@ def test_dreamfusion_step_and_turntable_on_the_prior(prior_guide):
     assert all(torch.isfinite(torch.tensor(list(log.values()))).all() for log in logs)
     assert logs[-1]["orientation"] >= 0 and 0 <= logs[-1]["opacity"] <= 1
     views = render_turntable(field, cfg, [0.0, 90.0, 180.0])
-    assert views["images"].shape == (3, 3, 32, 32) and views["depth"].shape == (3, 32, 32)
+    assert views["images"].shape == (3, 32, 32, 3) and views["distance"].shape == (3, 32, 32)
     assert views["images"].min() >= 0 and views["images"].max() <= 1
     with pytest.raises(ValueError, match="guidance_scale"):
         DreamFusionConfig(guidance_scale=0.0)
@@ -149,7 +150,7 @@ def test_denoising_error_prefers_real_renders(prior_guide):
     from lib.methods.judge import judge_dataset
     from lib.methods.sds import denoising_error
     images, _, _ = judge_dataset(2, 32, seed=5, classes=("chair",))
-    renders = (images + 1) / 2
+    renders = from_nchw(images + 1) / 2
     prompts = ["a chair"] * len(renders)
     real = denoising_error(prior_guide, renders, prompts)
     noise = denoising_error(prior_guide, torch.rand_like(renders), prompts)
@@ -185,7 +186,7 @@ def test_free_encoder_releases_the_text_encoder(tiny_sd_dir, monkeypatch):
 
 def test_guide_sds_is_sds_loss_through_to_model(prior_guide):
     from lib.guidance.sds import sds_loss
-    renders = torch.rand(2, 3, 20, 20, requires_grad=True)
+    renders = torch.rand(2, 20, 20, 3, requires_grad=True)
     t = torch.tensor([300, 700])
     loss, info = prior_guide.sds(renders, ["a chair, side view", "a vase"], t, 7.5, torch.Generator().manual_seed(4))
     (grad,) = torch.autograd.grad(loss, renders)
@@ -203,12 +204,18 @@ def test_guide_sds_is_sds_loss_through_to_model(prior_guide):
 
 
 def test_image_checks_name_the_argument_and_the_convention():
-    from lib.images import check_images
+    from lib.images import check_images, to_nchw
     check_images(torch.rand(2, 4, 5, 3))
     for bad, match in [(torch.rand(2, 3, 4, 5), r"\(N, H, W, 3\) float images .*channels last.*\(2, 3, 4, 5\)"),
                        (torch.rand(2, 4, 5, 3) * 255, r"must be in \[0, 1\].*0\.\.255"),
                        (torch.zeros(2, 4, 5, 3, dtype=torch.uint8), "uint8"), ([1, 2], "list")]:
         with pytest.raises(ValueError, match=match):
             check_images(bad, "frames")
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        check_images01(torch.rand(2, 4, 5, 3))
+    with pytest.raises(ValueError, match="channels first"):
+        check_images(torch.rand(2, 3, 4, 5), "frames")
+    x = torch.rand(2, 8, 6, 3)
+    torch.testing.assert_close(from_nchw(to_nchw(x)), x)
+    assert to_nchw(x, 4).shape == (2, 3, 4, 4) and to_nchw(x, (4, 3)).shape == (2, 3, 4, 3)
+    assert to_nchw(x, (8, 6)).data_ptr() == x.data_ptr()  # its own size: not resized
+    with pytest.raises(ValueError, match="from_nchw"):
+        from_nchw(torch.rand(3, 4, 5))

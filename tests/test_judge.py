@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lib.prompts import VIEW_WORDS
-from lib.methods.judge import (JUDGE_DIR, augment, class_confidence, judge_accuracy, judge_dataset, judge_renders,
-                               parse_prompt, train_judge)
+from lib.methods.judge import (JUDGE_DIR, augment, class_confidence, judge_accuracy, judge_dataset, judge_encoder,
+                               judge_renders, parse_prompt, to_judge_space, train_judge)
 from lib.models.judge import Judge, JudgeConfig
 from lib.data.shapes import CATEGORIES
 
@@ -162,12 +162,27 @@ def test_committed_judge_recognises_fresh_renders():
 
 def test_judge_renders_resizes_and_maps_renders():
     judge = Judge(JudgeConfig(image_size=16, width=8), seed=0)
-    renders = torch.rand(2, 3, 16, 16)
+    renders = torch.rand(2, 16, 16, 3)  # channels last, like every image in lib
     got = judge_renders(judge, renders)
-    want = judge.predict(2 * renders - 1)
+    want = judge.predict(2 * renders.permute(0, 3, 1, 2) - 1)
     torch.testing.assert_close(got["class_probs"], want["class_probs"])
-    flat = torch.rand(2, 3, 1, 1).expand(2, 3, 16, 16)  # resizing a constant image changes nothing
-    big = judge_renders(judge, flat.repeat_interleave(3, -1).repeat_interleave(3, -2))  # 48 px -> 16 px
-    torch.testing.assert_close(big["class_probs"], judge.predict(2 * flat - 1)["class_probs"], atol=1e-5, rtol=1e-5)
+    flat = torch.rand(2, 1, 1, 3).expand(2, 16, 16, 3)  # resizing a constant image changes nothing
+    big = judge_renders(judge, flat.repeat_interleave(3, 1).repeat_interleave(3, 2))  # 48 px -> 16 px
+    torch.testing.assert_close(big["class_probs"], judge.predict(2 * flat.permute(0, 3, 1, 2) - 1)["class_probs"],
+                               atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         judge_renders(judge, 2 * renders - 1)
+    with pytest.raises(ValueError, match="channels first"):
+        judge_renders(judge, renders.permute(0, 3, 1, 2))
+
+
+def test_judge_encoder_is_its_features_on_renders_and_differentiable():
+    judge = Judge(JudgeConfig(image_size=16, width=8), seed=0)
+    renders = torch.rand(2, 32, 32, 3, requires_grad=True)  # any size: resized to the judge's 16 px
+    feats = judge_encoder(judge)(renders)
+    torch.testing.assert_close(feats, judge.features(to_judge_space(judge, renders)))
+    assert feats.shape == (2, judge.features(torch.zeros(1, 3, 16, 16)).shape[1])
+    feats.sum().backward()
+    assert renders.grad is not None and renders.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="judge_encoder"):
+        judge_encoder(judge)(renders.detach().permute(0, 3, 1, 2))

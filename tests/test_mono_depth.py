@@ -3,7 +3,7 @@ transformers path on a tiny, randomly initialised Depth Anything saved locally (
 import pytest
 import torch
 
-from lib.pretrained.depth import depth_channel, estimate_depth, load_depth_estimator, relative_inverse_depth
+from lib.pretrained.depth import depth_channel, estimate_inverse_depth, load_depth_estimator, relative_inverse_depth
 
 
 def _depth_maps(shape, seed=0):
@@ -111,14 +111,14 @@ def tiny_depth_anything(tmp_path_factory):
     return folder
 
 
-def test_estimate_depth_offline_on_a_tiny_model(tiny_depth_anything, offline):
+def test_estimate_inverse_depth_offline_on_a_tiny_model(tiny_depth_anything, offline):
     images = torch.rand(3, 20, 24, 3, generator=torch.Generator().manual_seed(0))
-    out = estimate_depth(images, model=str(tiny_depth_anything))
+    out = estimate_inverse_depth(images, model=str(tiny_depth_anything))
     assert out.shape == (3, 20, 24) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     assert torch.allclose(out.flatten(1).amax(1), torch.ones(3)) and (out.flatten(1).amin(1) == 0).all()
     pair = load_depth_estimator(str(tiny_depth_anything))  # load once, reuse; chunking changes nothing
-    torch.testing.assert_close(estimate_depth(images, model=pair, batch_size=2), out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(estimate_inverse_depth(images, model=pair, batch_size=2), out, atol=1e-5, rtol=0)
     # the normaliser is applied to the network's raw output, resized to the image
     processor, net = pair
     raw = net(**processor(images=list(images.permute(0, 3, 1, 2)), do_rescale=False, return_tensors="pt")).predicted_depth
@@ -126,7 +126,7 @@ def test_estimate_depth_offline_on_a_tiny_model(tiny_depth_anything, offline):
     torch.testing.assert_close(out, relative_inverse_depth(raw.detach(), inverse=True), atol=1e-5, rtol=0)
     mask = torch.zeros(3, 20, 24, dtype=torch.bool)
     mask[:, 5:15, 6:18] = True
-    masked = estimate_depth(images, model=pair, mask=mask)
+    masked = estimate_inverse_depth(images, model=pair, mask=mask)
     assert (masked[~mask] == 0).all() and torch.allclose(masked.flatten(1).amax(1), torch.ones(3))
 
 
@@ -137,7 +137,7 @@ def test_load_failure_lists_what_was_tried(tmp_path, offline):
     msg = str(err.value)
     assert missing in msg and "nobody-xyz/no-such-depth-model" in msg and "HF_HUB_OFFLINE" in msg
     with pytest.raises(ValueError, match="images"):
-        estimate_depth(torch.rand(2, 8, 8), model=missing)
+        estimate_inverse_depth(torch.rand(2, 8, 8), model=missing)
 
 
 def test_transformers_loader_tries_every_source_and_says_why(tmp_path, offline, monkeypatch):

@@ -12,7 +12,7 @@ S = 32  # small views keep the tests fast
 
 
 def _views(b, v, s=S, seed=0):
-    return torch.rand(b, v, 3, s, s, generator=torch.Generator().manual_seed(seed))
+    return torch.rand(b, v, s, s, 3, generator=torch.Generator().manual_seed(seed))
 
 
 def _poses(b, v, seed=0):
@@ -53,7 +53,7 @@ def test_view_pool_rejects_unknown_mode():
 
 def test_small_conv_encoder_shapes_and_per_view_independence():
     enc = mv.SmallConvEncoder(image_size=S, out_dim=24)
-    x = _views(1, 4)[0]  # (4, 3, S, S)
+    x = _views(1, 4)[0].permute(0, 3, 1, 2)  # (4, 3, S, S): the model's inner, channels-first layer
     with torch.no_grad():
         f = enc(x)
         assert f.shape == (4, 24)
@@ -83,8 +83,9 @@ def test_point_net_depends_on_the_views():
     assert (a - b).abs().max() > 1e-4  # not a constant output: invariance is not trivial
 
 
-@pytest.mark.parametrize("bad,match", [((2, 5, 3, S, S), "exactly 6 views"), ((2, 6, 3, 64, 64), "32x32"),
-                                       ((2, 6, 1, S, S), r"\(B, V, 3, H, W\)"), ((6, 3, S, S), r"\(B, V, 3, H, W\)")])
+@pytest.mark.parametrize("bad,match", [((2, 5, S, S, 3), "exactly 6 views"), ((2, 6, 64, 64, 3), "32x32"),
+                                       ((2, 6, S, S, 1), r"\(B, V, H, W, 3\)"), ((6, S, S, 3), r"\(B, V, H, W, 3\)"),
+                                       ((2, 6, 3, S, S), r"\(B, V, H, W, 3\).*channels first")])
 def test_point_net_bad_input_raises(bad, match):
     net = mv.ColoredPointNet(mv.ColoredPointNetConfig(n_views=6, image_size=S, n_points=16, feat_dim=8, hidden=16))
     with pytest.raises(ValueError, match=match):
@@ -191,11 +192,11 @@ def test_untrained_generator_outputs_the_prior():
 
 
 @pytest.mark.parametrize("kw,args,match", [
-    ({}, ((2, 3, 3, 64, 64),), "32x32"),
-    ({"max_views": 4}, ((2, 5, 3, S, S),), r"1\.\.4 views"),
-    ({}, ((2, 0, 3, S, S),), r"1\.\.24 views"),
-    ({"use_pose": True}, ((2, 3, 3, S, S),), "needs `c2w`"),
-    ({"use_pose": True}, ((2, 3, 3, S, S), (2, 2, 4, 4)), r"\(2, 3, 4, 4\)"),
+    ({}, ((2, 3, 64, 64, 3),), "32x32"),
+    ({"max_views": 4}, ((2, 5, S, S, 3),), r"1\.\.4 views"),
+    ({}, ((2, 0, S, S, 3),), r"1\.\.24 views"),
+    ({"use_pose": True}, ((2, 3, S, S, 3),), "needs `c2w`"),
+    ({"use_pose": True}, ((2, 3, S, S, 3), (2, 2, 4, 4)), r"\(2, 3, 4, 4\)"),
 ])
 def test_vaegan_bad_input_raises(kw, args, match):
     m = _vaegan(**kw)
@@ -241,7 +242,7 @@ def test_colors_from_views_recovers_vertex_colours():
     mesh = normalize_mesh(chair(0))
     c2w = cameras.orbit_poses(torch.arange(6) * 60.0 + 10, elevation=25.0, distance=2.0)
     K = cameras.intrinsics_from_fov(40.0, 64).expand(6, 3, 3)
-    images = render_mesh(mesh, c2w, K, RenderSettings(image_size=64, shading="unlit"))["rgb"].permute(0, 3, 1, 2)
+    images = render_mesh(mesh, c2w, K, RenderSettings(image_size=64, shading="unlit"))["rgb"]
     pts, face = sample_surface(mesh, 1024, torch.Generator().manual_seed(0))
     truth = mesh.vert_colors[mesh.faces[face, 0]]  # each part has one colour
     colors, seen = recon.colors_from_views(pts, images, c2w, K)
@@ -253,6 +254,6 @@ def test_colors_from_views_recovers_vertex_colours():
 
 def test_colors_from_views_bad_shapes_raise():
     with pytest.raises(ValueError, match=r"`points` must be \(N, 3\)"):
-        recon.colors_from_views(torch.zeros(5, 2), torch.zeros(1, 3, 8, 8), torch.eye(4)[None], torch.eye(3)[None])
+        recon.colors_from_views(torch.zeros(5, 2), torch.zeros(1, 8, 8, 3), torch.eye(4)[None], torch.eye(3)[None])
     with pytest.raises(ValueError, match="c2w"):
-        recon.colors_from_views(torch.zeros(5, 3), torch.zeros(2, 3, 8, 8), torch.eye(4)[None], torch.eye(3)[None])
+        recon.colors_from_views(torch.zeros(5, 3), torch.zeros(2, 8, 8, 3), torch.eye(4)[None], torch.eye(3)[None])

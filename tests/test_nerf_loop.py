@@ -146,4 +146,4 @@ def test_evaluate_views_scores_each_view_with_lib_metrics():
         assert res["ssim_per_view"][k].item() == pytest.approx(ssim(img, data["images"][i]).item(), abs=1e-5)
     assert res["psnr"] == pytest.approx(res["psnr_per_view"].mean().item())
     assert 5 < res["psnr"] < 40 and res["ssim"] < 1
-    assert res["renders"][0]["depth"].shape == (SIZE, SIZE)
+    assert res["renders"][0]["distance"].shape == (SIZE, SIZE)

@@ -9,6 +9,7 @@ import torch
 
 from lib.methods.dreamfusion import render_turntable
 from lib.guidance.guide import Guide
+from lib.images import from_nchw, to_nchw
 from lib.guidance.sds import TimestepSchedule
 from lib.prompts import view_prompt, view_prompts
 from lib.methods.neuralift.scoring import (field_mesh, field_view_points, ground_truth_views, measure_lift_runs, novel_view_psnr,
@@ -43,7 +44,7 @@ def test_depth_ranking_loss_by_hand_and_its_gradient():
     same = depth_ranking_loss(bad, torch.tensor([0.5, 0.5, 0.5]), 50, torch.Generator().manual_seed(0))
     assert same.item() == 0.0 and same.requires_grad  # no ordered pair: zero, still in the graph
     with pytest.raises(ValueError, match="both be"):
-        depth_ranking_loss(good, inv[:2], 10)
+        depth_ranking_loss(good, inv[:2], 10, torch.Generator())
 
 
 def test_feature_cosine_loss():
@@ -76,17 +77,17 @@ def test_view_prompts():
 def test_lift_inputs_alpha_mask_depth_and_bad_inputs():
     img = np.zeros((6, 6, 4), np.uint8)
     img[2:4, 2:4] = (255, 0, 0, 255)  # a red square, opaque; the rest transparent
-    out = lift_inputs(img, depth=np.arange(36, dtype=np.float32).reshape(6, 6))
+    out = lift_inputs(img, inv_depth=np.arange(36, dtype=np.float32).reshape(6, 6))
     assert out["mask"].sum() == 4 and out["mask"][2, 2]
     torch.testing.assert_close(out["image"][0, 0], torch.ones(3))  # composited on white
     torch.testing.assert_close(out["image"][2, 2], torch.tensor([1.0, 0.0, 0.0]))
-    d = out["depth"]
+    d = out["inv_depth"]
     assert d[out["mask"]].min() == 0 and d[out["mask"]].max() == 1 and d[~out["mask"]].abs().sum() == 0
     rgb = torch.rand(6, 6, 3)
     mask = torch.zeros(6, 6, dtype=torch.bool)
     mask[1:3, 1:3] = True
     cases = [((torch.rand(6, 6),), "RGB"), ((rgb,), "no `mask`"), ((rgb, torch.zeros(6, 6)), "empty"),
-             ((rgb, torch.ones(6, 6)), "whole image"), ((rgb, mask, torch.rand(5, 6)), "depth"),
+             ((rgb, torch.ones(6, 6)), "whole image"), ((rgb, mask, torch.rand(5, 6)), "inv_depth"),
              ((rgb, mask[:5]), "mask"), ((torch.zeros(6, 6, 3, dtype=torch.int32), mask), "float")]
     for args, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -98,7 +99,7 @@ def test_procedural_input_and_reference_rays():
     m = inp["mask"]
     assert 0.05 < m.float().mean() < 0.9
     # the estimate is imperfect but keeps most of the true order (nearer = larger)
-    assert 0.8 < concordance(inp["depth"][m], -inp["true_depth"][m]) < 1.0
+    assert 0.8 < concordance(inp["inv_depth"][m], -inp["true_depth"][m]) < 1.0
     cfg = LiftConfig(image_size=24)
     ref = reference_rays(inp, cfg)
     assert ref["origins"].shape == (24 * 24, 3) and ref["mask"].sum() == m.sum()
@@ -137,8 +138,9 @@ def test_reference_only_fits_the_view_and_ranking_orders_depth():
 def test_sds_and_clip_terms_with_stand_ins_and_resume(tmp_path):
     inp = procedural_lift_input("lamp", seed=0, image_size=8)
     guide = Guide("stand-in", lambda x, t, e: torch.zeros_like(x), lambda prompts: torch.zeros(len(prompts), 4, 8),
-                  torch.linspace(0.99, 0.01, 1000), lambda x: 2 * x - 1, lambda x: (x + 1) / 2, (3, 8, 8), 8)
-    encoder = lambda images: images.mean(dim=(2, 3))  # noqa: E731  (B, 3): mean colour as the "embedding"
+                  torch.linspace(0.99, 0.01, 1000), lambda x: 2 * to_nchw(x) - 1, lambda x: from_nchw(x + 1) / 2,
+                  (3, 8, 8), 8)
+    encoder = lambda images: images.mean(dim=(1, 2))  # noqa: E731  (B, 3): mean colour as the "embedding"
     ref_features = inp["image"][inp["mask"]].mean(0)
     cfg = LiftConfig(image_size=8, n_samples=8, hidden=16, n_layers=2, steps=6, views_per_step=4, ref_rays=32)
 
@@ -166,7 +168,7 @@ def test_sds_and_clip_terms_with_stand_ins_and_resume(tmp_path):
         make_lift_step(dreamfusion_field(cfg), cfg, reference_rays(inp, cfg))
     with pytest.raises(ValueError, match="encoder"):
         make_lift_step(dreamfusion_field(cfg), cfg, reference_rays(inp, cfg), guide)
-    no_depth = reference_rays({**inp, "depth": None}, cfg)
+    no_depth = reference_rays({**inp, "inv_depth": None}, cfg)
     with pytest.raises(ValueError, match="depth estimate"):
         make_lift_step(dreamfusion_field(cfg), cfg, no_depth, guide, encoder, ref_features)
     with pytest.raises(ValueError, match="rank_weight"):
@@ -241,14 +243,14 @@ def test_clip_encoder_is_differentiable_and_reports_missing_models(tmp_path, mon
     transformers.CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16},
                                     image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.3, 0.4]).save_pretrained(tmp_path)
     encode = load_clip_encoder(str(tmp_path))
-    images = torch.rand(2, 3, 24, 24, requires_grad=True)
+    images = torch.rand(2, 24, 24, 3, requires_grad=True)
     emb = encode(images)
     assert emb.shape == (2, 8)
     feature_cosine_loss(emb, emb[0].detach()).backward()
     assert images.grad is not None and images.grad[1].abs().sum() > 0  # gradients reach the renders
     # the same numbers as the model on hand-normalised, resized pixels
     net = transformers.CLIPVisionModelWithProjection.from_pretrained(tmp_path).eval()
-    x = torch.nn.functional.interpolate(images.detach(), size=(16, 16), mode="bilinear", antialias=True,
+    x = torch.nn.functional.interpolate(images.detach().permute(0, 3, 1, 2), size=(16, 16), mode="bilinear", antialias=True,
                                         align_corners=False)
     x = (x - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
     torch.testing.assert_close(emb.detach(), net(pixel_values=x).image_embeds)

@@ -111,12 +111,12 @@ def test_items(root):
     ds = R2N2Dataset(root, "train", n_points=500)
     assert len(ds) == 7 and ds.categories == ["chair"]
     item = ds[0]
-    assert item["images"].shape == (24, 3, SIZE, SIZE) and item["images"].dtype == torch.float32
+    assert item["images"].shape == (24, SIZE, SIZE, 3) and item["images"].dtype == torch.float32
     assert item["voxels"].shape == (32, 32, 32) and set(item["voxels"].unique().tolist()) <= {0.0, 1.0}
     assert item["points"].shape == (500, 3) and item["c2w"].shape == (24, 4, 4) and item["K"].shape == (24, 3, 3)
     assert item["category"] == "chair" and item["model_id"] == ds.records[0].model_id
     assert float(item["images"].min()) >= 0 and float(item["images"].max()) <= 1
-    assert torch.allclose(item["images"][:, :, 0, 0], torch.ones(24, 3))  # composited on white
+    assert torch.allclose(item["images"][:, 0, 0], torch.ones(24, 3))  # composited on white
     mesh = ds.mesh(0)
     lo, hi = mesh.verts.min(0).values, mesh.verts.max(0).values
     assert abs(float((hi - lo).norm()) - 1) < 1e-4 and float((lo + hi).abs().max()) < 1e-4  # ShapeNet normalisation
@@ -166,10 +166,10 @@ def test_pytorch3d_render_with_the_loaded_cameras_matches_the_alpha_mask(root):
 def test_resize_and_to_tensors(root):
     ds = R2N2Dataset(root, "test", image_size=16, views=[0, 5, 9], n_points=64)
     item = ds[1]
-    assert item["images"].shape == (3, 3, 16, 16)
+    assert item["images"].shape == (3, 16, 16, 3)
     assert math.isclose(float(item["K"][0, 0, 0]), r2n2.BLENDER_FOCAL_NDC * 8, rel_tol=1e-6)
     data = to_tensors(ds)
-    assert data["images"].shape == (2, 3, 3, 16, 16) and data["images"].dtype == torch.uint8
+    assert data["images"].shape == (2, 3, 16, 16, 3) and data["images"].dtype == torch.uint8
     assert data["voxels"].dtype == torch.bool and data["points"].shape == (2, 64, 3)
     assert data["category"].tolist() == [0, 0] and data["categories"] == ["chair"]
     assert r2n2.find_r2n2_root(root.parent) == root  # an outer folder (the course zip's) works too

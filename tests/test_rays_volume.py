@@ -129,11 +129,11 @@ def test_deltas_and_composite():
     t = torch.tensor([[1.0, 2.0, 4.0]])
     torch.testing.assert_close(deltas_from_t(t, far=5.0), torch.tensor([[1.0, 2.0, 1.0]]))
     torch.testing.assert_close(deltas_from_t(t), torch.tensor([[1.0, 2.0, 2.0]]))
-    # an opaque wall at the second sample: all weight there, depth = its distance, background hidden
+    # an opaque wall at the second sample: all weight there, distance = its t, background hidden
     sigma = torch.tensor([[0.0, 1e4, 0.0]])
     out = composite(sigma, torch.tensor([[[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]]), t, far=5.0, background=1.0)
     torch.testing.assert_close(out["rgb"], torch.tensor([[0.0, 1.0, 0.0]]))
-    torch.testing.assert_close(out["depth"], torch.tensor([2.0]))
+    torch.testing.assert_close(out["distance"], torch.tensor([2.0]))
     empty = composite(torch.zeros(1, 3), torch.zeros(1, 3, 3), t, far=5.0, background=(0.2, 0.3, 0.4))
     torch.testing.assert_close(empty["rgb"], torch.tensor([[0.2, 0.3, 0.4]]))
     assert empty["opacity"].item() == 0.0
@@ -157,14 +157,14 @@ def test_volume_render_of_a_ball_is_its_silhouette_and_depth():
     t_hit = -b - disc.clamp_min(0).sqrt()
     inner = hit & (disc > 0.02)  # away from the silhouette edge
     assert (out["opacity"][inner] > 0.99).all() and (out["opacity"][~hit] < 1e-6).all()
-    torch.testing.assert_close(out["depth"][inner], t_hit[inner], atol=0.02, rtol=0)
+    torch.testing.assert_close(out["distance"][inner], t_hit[inner], atol=0.02, rtol=0)
     torch.testing.assert_close(out["rgb"][~hit], torch.ones(int((~hit).sum()), 3))
     mask = ray_points(o, d, out["t"]).norm(dim=-1) < 0.6
     masked = volume_render(field, o, d, 1.0, 5.0, 400, t=out["t"], mask=mask, background=1.0)
     torch.testing.assert_close(masked["rgb"], out["rgb"])
     assert masked["n_evals"] < out["n_evals"] / 5
     img = render_image(lambda a, b: volume_render(field, a, b, 1.0, 5.0, 64, perturb=False), c2w, K, 24, chunk=100)
-    assert img["rgb"].shape == (24, 24, 3) and img["depth"].shape == (24, 24)
+    assert img["rgb"].shape == (24, 24, 3) and img["distance"].shape == (24, 24)
 
 
 def test_intersect_aabb():

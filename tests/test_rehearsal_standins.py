@@ -163,7 +163,7 @@ def test_r2n2_reads_after_extraction(fetched):
     assert [len(ds[s]) for s in ("train", "val", "test")] == [c["train"], c["val"], c["test"]]
     assert ds["train"].voxel_frame == "mesh_bbox"  # the real data's (no r2n2_info.json)
     item = ds["train"][0]
-    assert item["images"].shape == (c["views"], 3, c["image"], c["image"]) and item["voxels"].sum() > 0
+    assert item["images"].shape == (c["views"], c["image"], c["image"], 3) and item["voxels"].sum() > 0
     assert len(item["model_id"]) == 32 and int(item["model_id"], 16) >= 0
     assert r2n2.to_tensors(ds["test"])["images"].shape[:2] == (c["test"], c["views"])
 
@@ -286,14 +286,14 @@ from transformers import CLIPTokenizer
 from lib.pretrained.clip import load_clip_encoder
 from lib.guidance.load import load_guide
 from lib.guidance.stable_diffusion import SD_MODEL_IDS
-from lib.pretrained.depth import estimate_depth, load_depth_estimator
+from lib.pretrained.depth import estimate_inverse_depth, load_depth_estimator
 from lib.models.single_view import ResNet18Encoder
 
 torch.manual_seed(0)
 r = {}
 guide = load_guide("stable diffusion", "cpu")  # lib's path: the fp16 variant files, cast to float32
 emb = guide.embed(["", "a chair, side view"])
-latents = guide.to_model(torch.rand(1, 3, 64, 64))
+latents = guide.to_model(torch.rand(1, 64, 64, 3))
 eps = guide.noise_pred_fn(latents, torch.tensor([500]), emb[1:])
 pictures = guide.from_model(latents)
 r["guide"] = [list(guide.model_shape), list(latents.shape), list(emb.shape), list(eps.shape), list(pictures.shape),
@@ -307,17 +307,17 @@ r["full"] = [str(full.unet.dtype), type(full.scheduler).__name__, type(full.safe
              type(full.feature_extractor).__name__, list(out.images.shape)]
 half = StableDiffusionPipeline.from_pretrained(SD_MODEL_IDS[0], variant="fp16", torch_dtype=torch.float16)
 r["fp16"] = [str(half.unet.dtype), str(half.vae.dtype), str(half.text_encoder.dtype)]
-depth = estimate_depth(torch.rand(2, 20, 24, 3))
+depth = estimate_inverse_depth(torch.rand(2, 20, 24, 3))
 r["depth"] = [list(depth.shape), float(depth.std())]
 try:
     load_depth_estimator("rehearsal/depth-without-config")
 except RuntimeError as err:
     r["broken"] = str(err)
 encode = load_clip_encoder()
-r["clip"] = list(encode(torch.rand(2, 3, 40, 40)).shape)
+r["clip"] = list(encode(torch.rand(2, 40, 40, 3)).shape)
 net = torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
 r["resnet"] = list(net(torch.rand(1, 3, 64, 64)).shape)
-r["encoder"] = list(ResNet18Encoder(64, pretrained=True)(torch.rand(1, 3, 64, 64)).shape)
+r["encoder"] = list(ResNet18Encoder(64, pretrained=True)(torch.rand(1, 64, 64, 3)).shape)
 print("RESULT " + json.dumps(r))
 """
 
@@ -374,7 +374,7 @@ def test_hub_models_load_offline_through_lib(hub):
     r = json.loads(line[len("RESULT "):])
     words = ["<|startoftext|>", "a</w>", "chair</w>", ",</w>", "side</w>", "view</w>", "<|endoftext|>"]
     assert r["tokens"] == [words, 77]  # English words, padded to 77
-    assert r["guide"] == [[4, 64, 64], [1, 4, 64, 64], [2, 77, 32], [1, 4, 64, 64], [1, 3, 512, 512], 1000]
+    assert r["guide"] == [[4, 64, 64], [1, 4, 64, 64], [2, 77, 32], [1, 4, 64, 64], [1, 512, 512, 3], 1000]
     assert r["full"] == ["torch.float32", "PNDMScheduler", "StableDiffusionSafetyChecker", "CLIPImageProcessor",
                          [1, 64, 64, 3]]
     assert r["fp16"] == ["torch.float16"] * 3

@@ -20,7 +20,7 @@ from lib.train import fit
 ])
 def test_decoder_output_shapes(kind, kwargs, shape, batch):
     model = SingleViewModel(kind, image_size=32, **kwargs).eval()
-    out = model(torch.rand(batch, 3, 32, 32))
+    out = model(torch.rand(batch, 32, 32, 3))
     assert out.shape == (batch, *shape) and torch.isfinite(out).all()
     if kind == "points":
         assert float(out.detach().abs().max()) <= 0.5
@@ -32,20 +32,21 @@ def test_decoder_output_shapes(kind, kwargs, shape, batch):
 def test_voxel_decoder_starts_at_the_mean_shape_and_learns_from_it():
     mean = torch.rand(32, 32, 32)
     model = SingleViewModel("voxels", image_size=32, mean_shape=mean).eval()
-    out = model(torch.rand(3, 3, 32, 32))
+    out = model(torch.rand(3, 32, 32, 3))
     torch.testing.assert_close(out, torch.logit(mean.clamp(0.02, 0.98)).expand_as(out))  # any image
     model.train()
-    model(torch.rand(2, 3, 32, 32)).sum().backward()
+    model(torch.rand(2, 32, 32, 3)).sum().backward()
     assert model.decoder.head.weight.grad.abs().sum() > 0  # the zeroed last layer still learns
     with pytest.raises(ValueError, match=r"`mean_shape` must be the \(32, 32, 32\) mean.*got \(16, 16, 16\)"):
         SingleViewModel("voxels", image_size=32, mean_shape=torch.rand(16, 16, 16))
 
 
 @pytest.mark.parametrize("images,message", [
-    (torch.rand(2, 3, 32, 32), r"expects 64x64 images.*\(B, 3, 64, 64\), got \(2, 3, 32, 32\)"),
-    (torch.rand(2, 3, 64, 80), r"expects 64x64 images.*got \(2, 3, 64, 80\)"),
-    (torch.rand(2, 64, 64, 3), r"must be \(B, 3, H, W\) RGB in \[0, 1\], got \(2, 64, 64, 3\)"),
-    (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), r"must be float in \[0, 1\], got dtype torch.uint8"),
+    (torch.rand(2, 32, 32, 3), r"expects 64x64 images.*\(B, 64, 64, 3\), got \(2, 32, 32, 3\)"),
+    (torch.rand(2, 64, 80, 3), r"expects 64x64 images.*got \(2, 64, 80, 3\)"),
+    (torch.rand(2, 3, 64, 64), r"must be \(B, H, W, 3\) RGB in \[0, 1\], got \(2, 3, 64, 64\) \(channels first\?"),
+    (torch.zeros(2, 64, 64, 3, dtype=torch.uint8), r"must be float in \[0, 1\], got dtype torch.uint8"),
+    (torch.rand(2, 64, 64, 3) * 255, r"must be in \[0, 1\]"),
 ])
 def test_wrong_images_are_refused(images, message):
     enc = ResNet18Encoder(image_size=64)
@@ -75,9 +76,9 @@ def test_mean_shape_baseline_and_evaluate_single_view():
         grids[i, 8:24, 4:20 + i, 8:24] = True  # boxes of growing height
     base = MeanShapeBaseline(grids)
     assert base.voxels.shape == (32, 32, 32) and 0.05 <= base.threshold <= 0.95
-    assert torch.equal(torch.sigmoid(base.predict(torch.rand(5, 3, 8, 8))) > 0.5, base.voxels.expand(5, -1, -1, -1))
+    assert torch.equal(torch.sigmoid(base.predict(torch.rand(5, 8, 8, 3))) > 0.5, base.voxels.expand(5, -1, -1, -1))
     pts = torch.rand(3, 500, 3) - 0.5
-    data = {"images": torch.zeros(3, 2, 3, 8, 8, dtype=torch.uint8), "voxels": grids[:3], "points": pts}
+    data = {"images": torch.zeros(3, 2, 8, 8, 3, dtype=torch.uint8), "voxels": grids[:3], "points": pts}
     perfect = evaluate_single_view(lambda im: pts[:len(im)].clone(), data, views=[0], kind="points")
     assert perfect["f1"].shape == (3, 5) and torch.allclose(perfect["f1"], torch.ones(3, 5))
     far = evaluate_single_view(lambda im: pts.repeat_interleave(2, 0)[:len(im)] + 1.0, data, views=[0, 1], kind="points")
@@ -90,7 +91,7 @@ def test_mean_shape_baseline_and_evaluate_single_view():
 
 def _toy_data(n=6, views=2, size=32):
     g = torch.Generator().manual_seed(0)
-    return {"images": torch.randint(0, 256, (n, views, 3, size, size), generator=g, dtype=torch.uint8),
+    return {"images": torch.randint(0, 256, (n, views, size, size, 3), generator=g, dtype=torch.uint8),
             "voxels": torch.rand(n, 32, 32, 32, generator=g) > 0.9,
             "points": torch.rand(n, 300, 3, generator=g) - 0.5}
 

@@ -12,7 +12,7 @@ from lib.quaternion import quat_to_rotmat
 from lib.render.gaussians import eval_sh
 from lib.render.gaussians.pixel import pixel_gaussians
 from lib.render.gaussians.sh import rotate_sh1
-from lib.methods.splatter_image import (evaluate_mean_image, evaluate_splatter, flat_card, input_channels,
+from lib.methods.splatter_image import (SplatterTraining, evaluate_mean_image, evaluate_splatter, flat_card, input_channels,
                                 make_splatter_step, render_predictions)
 from lib.train import fit
 
@@ -228,8 +228,8 @@ def test_training_beats_the_start(srn):
     net = SplatterImage(SplatterConfig(channels=(16, 32), groups=8))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     before = evaluate_splatter(net, train, backend="torch")["psnr"]
-    step = make_splatter_step(net, opt, train, torch.Generator().manual_seed(0), n_targets=2, batch=4,
-                              backend="torch")
+    step = make_splatter_step(net, opt, train, torch.Generator().manual_seed(0),
+                              SplatterTraining(n_targets=2, batch=4, backend="torch"))
     hist = fit(step, 40, {"net": net, "opt": opt}, progress=False)
     after = evaluate_splatter(net, train, backend="torch")["psnr"]
     assert set(hist[0]) == {"step", "loss", "psnr", "dt"}
@@ -237,4 +237,6 @@ def test_training_beats_the_start(srn):
     assert last < 0.75 * first, (first, last)
     assert after > before + 1.5, (before, after)
     with pytest.raises(ValueError, match="n_targets"):
-        make_splatter_step(net, opt, train, torch.Generator(), n_targets=8)
+        make_splatter_step(net, opt, train, torch.Generator(), SplatterTraining(n_targets=8))
+    with pytest.raises(ValueError, match="batch"):
+        SplatterTraining(batch=0)

@@ -96,7 +96,7 @@ def fake_split(size: int, n_models: int = FAKE_MODELS) -> dict:
     pts, _ = geometry.sample_surface(mesh, 2048, g)
     az, el, ratio = torch.rand(24, generator=g) * 360, 20 + 10 * torch.rand(24, generator=g), 0.8 * torch.ones(24)
     c2w, K = r2n2.r2n2_camera(az, el, ratio, size)
-    return {"images": torch.randint(0, 256, (n_models, 24, 3, size, size), dtype=torch.uint8, generator=g),
+    return {"images": torch.randint(0, 256, (n_models, 24, size, size, 3), dtype=torch.uint8, generator=g),
             "voxels": voxels.voxelize(mesh, 32).expand(n_models, -1, -1, -1).clone(),
             "points": pts.expand(n_models, -1, -1).clone(), "c2w": c2w.expand(n_models, -1, -1, -1).clone(),
             "K": K.expand(n_models, -1, -1, -1).clone(), "category": torch.zeros(n_models, dtype=torch.long),

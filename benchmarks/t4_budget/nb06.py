@@ -46,7 +46,8 @@ from lib.methods.gaussian_splatting import (Densifier, DensifyConfig, GaussianTr
 from lib.models.gaussians import GaussianModel
 from lib.models.splatter import SplatterConfig, SplatterImage
 from lib.render import gaussians as gs
-from lib.methods.splatter_image import evaluate_splatter, flat_card, input_channels, make_splatter_step
+from lib.methods.splatter_image import (SplatterTraining, evaluate_splatter, flat_card, input_channels,
+                                        make_splatter_step)
 
 USES_SD = False
 
@@ -55,7 +56,7 @@ GS_GROWTH = 2.0  # Gaussians at the end of a densified run / initial points (the
 SRN_TRAIN_VIEWS, SRN_TEST_VIEWS, SRN_INPUT_VIEW = 50, 251, 64  # SRN cars: views per car, the input view
 SRN_STAND_IN = 8  # training cars in the stand-in split
 EVAL_VIEWS = 8  # held-out views per scoring unit (the input view and 7 others)
-DEPTH_BATCH = 8  # estimate_depth's batch_size
+DEPTH_BATCH = 8  # estimate_inverse_depth's batch_size
 BACKEND = "torch"  # the notebook's "auto" is gsplat on the T4: an upper bound (module docstring)
 
 
@@ -163,11 +164,11 @@ def splat_step_unit(S: dict, in_channels: int):
     on one input view, the input and 3 targets rendered), the notebook's optimizer and tile size."""
     def build():
         data = srn_split(SRN_STAND_IN, SRN_TRAIN_VIEWS, S["SRN_IMAGE"])
-        depth = None if in_channels == 3 else torch.rand(data["images"].shape[:-1])  # estimate_depth's output
+        depth = None if in_channels == 3 else torch.rand(data["images"].shape[:-1])  # estimate_inverse_depth's output
         model = splatter_model(S, in_channels)
         step = make_splatter_step(model, torch.optim.Adam(model.parameters(), lr=S["SPLAT_LR"]), data,
-                                  torch.Generator().manual_seed(0), n_targets=3, batch=1, depth_input=depth,
-                                  backend=BACKEND, renderer=partial(gs.render_gaussians, tile_size=S["SPLAT_TILE"]))
+                                  torch.Generator().manual_seed(0), SplatterTraining(n_targets=3, batch=1, backend=BACKEND),
+                                  depth_input=depth, renderer=partial(gs.render_gaussians, tile_size=S["SPLAT_TILE"]))
         return lambda: step(0)
     return build
 
@@ -229,19 +230,19 @@ def depth_processor(px: int):
 
 
 def depth_unit(S: dict, sizes: str):
-    """build() of ``estimate_depth`` on one image (the network at batch 1: a batch of 8 at 518 px
+    """build() of ``estimate_inverse_depth`` on one image (the network at batch 1: a batch of 8 at 518 px
     takes about a minute here)."""
     def build():
-        from lib.pretrained.depth import estimate_depth
+        from lib.pretrained.depth import estimate_inverse_depth
 
         estimator = depth_anything(sizes)
         image = torch.rand(1, S["SRN_IMAGE"], S["SRN_IMAGE"], 3)
-        return lambda: estimate_depth(image, estimator, batch_size=1)
+        return lambda: estimate_inverse_depth(image, estimator, batch_size=1)
     return build
 
 
 def depth_prep_unit(S: dict):
-    """build() of the image processor on one batch of ``estimate_depth`` (8 images to 518 px, on the
+    """build() of the image processor on one batch of ``estimate_inverse_depth`` (8 images to 518 px, on the
     CPU in the notebook too: host work, so its tiny-size floor is its own time)."""
     def build():
         processor = depth_processor(518)

@@ -129,7 +129,7 @@ def _denoising_error(S):
     c2w = orbit_poses(torch.tensor([22.5]), 20.0, 1.3)
     out = render_vertex_colors(mesh.verts, mesh.faces, mesh.vert_colors, c2w, srn_intrinsics(S["RENDER"]), S["RENDER"],
                                background=1.0, shading="headlight")
-    view = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
+    view = out["rgb"].clamp(0, 1)
     prompts = [view_prompt(f"a {PROMPT_CLASS}", 22.5, 20.0)]
     return lambda: denoising_error(guide, view, prompts)
 

@@ -90,7 +90,7 @@ def _lift_step(cfg, ref_size: int, with_optimizer: bool = True):
     if cfg.clip_weight > 0:
         encode = clip_encoder()
         with torch.no_grad():
-            ref_features = encode(inp["image"].permute(2, 0, 1)[None])[0]
+            ref_features = encode(inp["image"][None])[0]
     field = dreamfusion_field(cfg)
     if not with_optimizer:  # section 7: make_lift_step's default Adam
         return make_lift_step(field, cfg, reference_rays(inp, cfg), guide, encode, ref_features)

@@ -42,7 +42,7 @@ Example (CPU)::
     >>> ds = R2N2Dataset(root, split="train", n_points=256)
     >>> item = ds[0]
     >>> item["images"].shape, item["voxels"].shape, item["points"].shape, item["K"].shape
-    (torch.Size([24, 3, 32, 32]), torch.Size([32, 32, 32]), torch.Size([256, 3]), torch.Size([24, 3, 3]))
+    (torch.Size([24, 32, 32, 3]), torch.Size([32, 32, 32]), torch.Size([256, 3]), torch.Size([24, 3, 3]))
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from lib import cameras
-from lib.images import from_uint8, resize_nchw, to_uint8
+from lib.images import from_uint8, resize_images, to_uint8
 from lib.mesh import TriMesh
 
 SYNSETS = {"airplane": "02691156", "bench": "02828884", "cabinet": "02933112", "car": "02958343",
@@ -235,7 +235,7 @@ class R2N2Dataset(torch.utils.data.Dataset):
         splits_file: the split json (None: the only ``split*.json`` in the root).
         max_models: keep at most this many models per category (the first ones of the split).
     Items:
-        dict with ``images`` (V, 3, H, W) float32 RGB in [0, 1] composited on white, ``voxels``
+        dict with ``images`` (V, H, W, 3) float32 RGB in [0, 1] composited on white, ``voxels``
         (32, 32, 32) float32 {0, 1} ``[ix, iy, iz]`` on [-0.5, 0.5]^3, ``points`` (n_points, 3)
         float32 world, ``c2w`` (V, 4, 4) and ``K`` (V, 3, 3) (``lib.cameras`` convention),
         ``model_id`` and ``category`` (a name such as "chair") strings.
@@ -336,11 +336,11 @@ class R2N2Dataset(torch.utils.data.Dataset):
         rec = self.records[index]
         views = list(self.views) if self.views is not None else rec.views
         rgba = torch.from_numpy(np.stack([_read_png(rec.render_dir / f"{v:02d}.png") for v in views]))
-        rgba = from_uint8(rgba).permute(0, 3, 1, 2)  # (V, 4, H, W)
-        images = rgba[:, :3] * rgba[:, 3:] + (1 - rgba[:, 3:])  # composite on white
-        size = self.image_size or images.shape[-1]
-        if size != images.shape[-1]:
-            images = resize_nchw(images, size)
+        rgba = from_uint8(rgba)  # (V, H, W, 4)
+        images = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])  # composite on white
+        size = self.image_size or images.shape[2]
+        if size != images.shape[2]:
+            images = resize_images(images, (size, size))
         c2w, K = self.cameras(index, views, size)
         return {"images": images.contiguous(), "voxels": self.voxels[index].float(), "points": self.points[index],
                 "c2w": c2w, "K": K, "model_id": rec.model_id, "category": rec.category}
@@ -361,7 +361,7 @@ def to_tensors(dataset: R2N2Dataset, progress: bool = False) -> dict:
     """All items of ``dataset`` stacked, for fast training from memory.
 
     Returns:
-        dict with ``images`` (N, V, 3, H, W) uint8 (RGB composited on white), ``voxels``
+        dict with ``images`` (N, V, H, W, 3) uint8 (RGB composited on white), ``voxels``
         (N, 32, 32, 32) bool, ``points`` (N, P, 3) float32, ``c2w`` (N, V, 4, 4), ``K``
         (N, V, 3, 3), ``category`` (N,) int64 index into ``categories`` (a list of names),
         ``model_ids`` (a list of N strings).

@@ -25,7 +25,7 @@ from lib.cameras import random_orbit_angles
 from lib.data.binvox import write_binvox
 from lib.data.r2n2 import GRID_BOUNDS, INFO_FILE, N_VIEWS, SYNSETS, VOXEL_RES, r2n2_camera, write_metadata
 from lib.data.shapes import CATEGORIES, SHAPES, make_shape
-from lib.images import to_uint8
+from lib.images import box_downsample, to_uint8
 from lib.mesh import TriMesh, normalize_mesh
 from lib.render.zbuffer import render_views
 from lib.voxels import voxelize
@@ -96,7 +96,7 @@ def _write_model(root: Path, syn: str, model_id: str, mesh: TriMesh, meta: np.nd
     c2w, K = r2n2_camera(meta[:, 0], meta[:, 1], meta[:, 3], image_size * supersample)
     out = render_views(mesh, c2w, K, image_size * supersample)
     rgba = torch.cat([out["rgb"] * out["mask"][..., None], out["mask"][..., None].float()], -1)
-    rgba = torch.nn.functional.avg_pool2d(rgba.permute(0, 3, 1, 2), supersample).permute(0, 2, 3, 1)
+    rgba = box_downsample(rgba, supersample)
     rgba[..., :3] = rgba[..., :3] / rgba[..., 3:].clamp_min(1e-6)  # straight (not premultiplied) alpha
     img = to_uint8(rgba)
     rdir = root / "r2n2" / "ShapeNetRendering" / syn / model_id / "rendering"

@@ -7,10 +7,11 @@ notebooks' optimisation code never asks which model it has:
 - ``embed``: a :class:`TextEmbeddingCache` (prompt list -> (B, L, D); "" is
   the unconditional prompt);
 - ``alphas_cumprod`` (N,) of its noise schedule;
-- the way between images and the model's space: ``to_model(images)`` takes renders (B, 3, H, W)
-  in [0, 1] (any H = W) to the model's input (the offline prior: resized to its size, then
+- the way between images and the model's space: ``to_model(images)`` takes renders (B, H, W, 3)
+  in [0, 1] (any H = W; channels last like every image in lib) to the model's input (the offline prior: resized to its size, then
   ``2 x - 1``; Stable Diffusion: resized to 512 and VAE-encoded, differentiably), and
-  ``from_model(x)`` goes back to pictures in [0, 1] (for x0-predictions and optimised latents).
+  ``from_model(x)`` goes back to pictures (B, H, W, 3) in [0, 1] (for x0-predictions and optimised
+  latents). Model space is channels first, (B, C, h, w): the guidance edge (``lib.images.to_nchw``).
 
 ``model_shape`` is the (C, h, w) of one sample in model space (3 x 32 x 32 for the offline prior,
 4 x 64 x 64 latents for Stable Diffusion 1.5 at 512 px); optimising an image "directly" means
@@ -46,7 +47,7 @@ class Guide:
     def sds(self, x: torch.Tensor, prompts: Sequence[str], t: torch.Tensor, guidance_scale,
             generator: Optional[torch.Generator], model_space: bool = False) -> Tuple[torch.Tensor, dict]:
         """Score distillation through this guide, the one way every method does it: renders ``x``
-        (B, 3, H, W) in [0, 1] go through ``to_model`` (or ``x`` is already in model space, (B,
+        (B, H, W, 3) in [0, 1] go through ``to_model`` (or ``x`` is already in model space, (B,
         *model_shape), with ``model_space``), then :func:`lib.guidance.sds.sds_loss` with classifier-free
         guidance against the empty prompt, at timesteps ``t`` (B,), noise from ``generator``.
 

@@ -14,7 +14,7 @@ import torch
 
 from lib.fileio import ASSETS_DIR
 from lib.guidance.guide import Guide
-from lib.images import check_images01, resize_nchw
+from lib.images import from_nchw, to_nchw
 from lib.guidance.guide import TextEmbeddingCache
 from lib.models.text_prior import prompt_words
 
@@ -52,16 +52,15 @@ def prior_noise_pred_fn(unet):
 
 
 def prior_guide(unet, scheduler, tokenizer, text_encoder):
-    """The offline prior as a ``lib.guidance.guide.Guide``: renders in [0, 1] of any size are resized to
-    the prior's ``S`` px and mapped to ``2 x - 1``; model space is (3, S, S) pixels."""
+    """The offline prior as a ``lib.guidance.guide.Guide``: renders (B, H, W, 3) in [0, 1] of any size are
+    resized to the prior's ``S`` px and mapped to ``2 x - 1``; model space is (3, S, S) pixels."""
     size = int(unet.config.sample_size)
 
     def to_model(images: torch.Tensor) -> torch.Tensor:
-        check_images01(images, "images for the offline prior")
-        return 2 * resize_nchw(images, size) - 1
+        return 2 * to_nchw(images, size, "images for the offline prior") - 1
 
     def from_model(x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() + 1) / 2).clamp(0, 1)
+        return from_nchw(((x.float() + 1) / 2).clamp(0, 1))
 
     device = next(unet.parameters()).device
     return Guide("offline prior", prior_noise_pred_fn(unet), TextEmbeddingCache(prior_text_encode_fn(tokenizer, text_encoder)),

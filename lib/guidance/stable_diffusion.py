@@ -13,7 +13,7 @@ parts and are a few lines each:
 - :func:`sd_noise_pred_fn`: the ``noise_pred_fn`` of :func:`lib.guidance.sds.sds_loss` (the
   U-Net on latents with ``encoder_hidden_states``).
 - :func:`sd_text_encode_fn`: the ``encode_fn`` of :class:`lib.guidance.guide.TextEmbeddingCache`.
-- :func:`encode_images` / :func:`decode_latents`: images (B, 3, H, W) in [0, 1] <-> latents
+- :func:`encode_images` / :func:`decode_latents`: images (B, H, W, 3) in [0, 1] <-> latents
   (B, 4, H/8, W/8) scaled by the VAE's ``config.scaling_factor`` (0.18215 for SD 1.5 and 2.1).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence
 import torch
 
 from lib.guidance.guide import Guide, TextEmbeddingCache
-from lib.images import check_images01, resize_nchw
+from lib.images import from_nchw, to_nchw
 from lib.pretrained.hub import hub_offline, load_first
 
 FP16_VARIANT = "fp16"  # the hub repos' half-size weight files (*.fp16.safetensors), tried first
@@ -125,23 +125,23 @@ def _scaling_factor(vae) -> float:
     return float(getattr(vae.config, "scaling_factor", 0.18215))
 
 
-def encode_images(vae, images: torch.Tensor,
-                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Latents (B, 4, H/8, W/8) of ``images`` (B, 3, H, W) float in [0, 1]: a sample of the VAE's
+def encode_images(vae, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+                  size=None) -> torch.Tensor:
+    """Latents (B, 4, H/8, W/8) of ``images`` (B, H, W, 3) float in [0, 1]: a sample of the VAE's
     posterior at ``2 images - 1``, times ``vae.config.scaling_factor``. Differentiable w.r.t.
-    ``images`` (the VAE's weights stay frozen if they were)."""
-    check_images01(images)
-    x = (2 * images - 1).to(vae.device, vae.dtype)
+    ``images`` (the VAE's weights stay frozen if they were). ``size``: resize to it first
+    (antialiased; see ``lib.images.to_nchw``)."""
+    x = (2 * to_nchw(images, size, "images for Stable Diffusion") - 1).to(vae.device, vae.dtype)
     return vae.encode(x).latent_dist.sample(generator) * _scaling_factor(vae)
 
 
 def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Images (B, 3, 8h, 8w) float32 in [0, 1] of ``latents`` (B, 4, h, w) (inverse scaling,
+    """Images (B, 8h, 8w, 3) float32 in [0, 1] of ``latents`` (B, 4, h, w) (inverse scaling,
     VAE decoder, ``(x + 1) / 2`` clamped)."""
     if latents.ndim != 4:
         raise ValueError(f"latents must be (B, C, h, w), got {tuple(latents.shape)}")
     x = vae.decode((latents / _scaling_factor(vae)).to(vae.device, vae.dtype)).sample
-    return ((x.float() + 1) / 2).clamp(0, 1)
+    return from_nchw(((x.float() + 1) / 2).clamp(0, 1))
 
 
 def sd_guide(pipe, generator: Optional[torch.Generator] = None):
@@ -154,8 +154,7 @@ def sd_guide(pipe, generator: Optional[torch.Generator] = None):
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def to_model(images: torch.Tensor) -> torch.Tensor:
-        check_images01(images, "images for Stable Diffusion")  # before resizing clamps them
-        return encode_images(vae, resize_nchw(images, size), generator)
+        return encode_images(vae, images, generator, size)
 
     return Guide("Stable Diffusion", sd_noise_pred_fn(pipe.unet), TextEmbeddingCache(sd_text_encode_fn(pipe)),
                  pipe.scheduler.alphas_cumprod.to(pipe.device), to_model, lambda x: decode_latents(vae, x),

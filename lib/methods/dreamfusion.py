@@ -21,15 +21,17 @@ colour: albedo), shades them, and pushes every view toward "an image of the prom
   opacity ``a`` (a ray is either empty or solid), and the mean opacity (sparsity: no fog
   filling the frame).
 
-Renders are on a white background, (B, 3, H, W) in [0, 1]; the ``lib.guidance.guide.Guide`` takes them
+Renders are on a white background, (B, H, W, 3) in [0, 1]; the ``lib.guidance.guide.Guide`` takes them
 to its model's space (the offline prior: ``2 x - 1``; Stable Diffusion: its VAE).
 
 Example (CPU, a stand-in noise predictor):
     >>> cfg = DreamFusionConfig(steps=2, views_per_step=1, image_size=8, n_samples=8, hidden=16)
     >>> field = dreamfusion_field(cfg)
     >>> from lib.guidance.guide import Guide
+    >>> from lib.images import from_nchw, to_nchw
     >>> guide = Guide("stand-in", lambda x, t, e: torch.zeros_like(x), lambda prompts: torch.zeros(len(prompts), 4, 8),
-    ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * x - 1, lambda x: (x + 1) / 2, (3, 8, 8), 8)
+    ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * to_nchw(x) - 1,
+    ...               lambda x: from_nchw(x + 1) / 2, (3, 8, 8), 8)
     >>> step = make_dreamfusion_step(field, guide, cfg)
     >>> sorted(step(0))
     ['entropy', 'loss', 'opacity', 'orientation', 'sds', 't']
@@ -195,7 +197,7 @@ def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionC
                  record: Optional[dict] = None) -> dict:
     """Render (V, 4, 4) cameras at ``config.image_size`` on white.
 
-    Returns: dict with images (V, 3, H, W) in [0, 1], depth (V, H, W), opacity_map (V, H, W), the
+    Returns: dict with images (V, H, W, 3) in [0, 1], distance (V, H, W), opacity_map (V, H, W), the
     unit ray directions (R, 3) and the per-ray outputs of :func:`volume_render` (weights (R, S),
     opacity (R,), ...), R = V H W; ``light`` is one
     unit (V, 3) direction per view (None: from the camera).
@@ -208,8 +210,8 @@ def render_field_views(field: NeRFField, c2w: torch.Tensor, config: DreamFusionC
     fn = shaded_field_fn(field, config, shading, light_rays, record)
     out = volume_render(fn, o, d, near, far, config.n_samples, generator, background=1.0, perturb=perturb)
     out["directions"] = d
-    out["images"] = out["rgb"].reshape(V, H, H, 3).permute(0, 3, 1, 2)
-    out["depth"] = out["depth"].reshape(V, H, H)
+    out["images"] = out["rgb"].reshape(V, H, H, 3)
+    out["distance"] = out["distance"].reshape(V, H, H)
     out["opacity_map"] = out["opacity"].reshape(V, H, H)
     return out
 
@@ -306,11 +308,11 @@ def render_turntable(field: NeRFField, config: DreamFusionConfig, azimuths, elev
                      shading: str = "albedo") -> dict:
     """Render views at the given azimuths (degrees), bin centres, no gradients.
 
-    Returns: dict with images (V, 3, H, W) in [0, 1], depth (V, H, W) (ray length, 0 where empty),
+    Returns: dict with images (V, H, W, 3) in [0, 1], distance (V, H, W) (expected ray length, 0 where empty),
     opacity (V, H, W), azimuths (V,).
     """
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
     c2w = orbit_poses(az, float(elevation), config.radius).to(next(field.parameters()).device)
     out = render_field_views(field, c2w, config, shading, None, None, False, None)
-    return {"images": out["images"].clamp(0, 1), "depth": out["depth"] * (out["opacity_map"] > 0.5),
+    return {"images": out["images"].clamp(0, 1), "distance": out["distance"] * (out["opacity_map"] > 0.5),
             "opacity": out["opacity_map"], "azimuths": az}

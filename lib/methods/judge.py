@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from lib.data.shapes import CATEGORIES
 from lib.fileio import ASSETS_DIR
-from lib.images import check_images01, resize_nchw
+from lib.images import to_nchw
 from lib.methods.offline_prior import prior_dataset
 from lib.prompts import VIEW_WORDS, parse_view_prompt
 from lib.train import RunningLog, fit
@@ -192,9 +192,23 @@ def class_confidence(judge, images: torch.Tensor, target_class) -> torch.Tensor:
     return probs.gather(1, idx[:, None])[:, 0]
 
 
+def to_judge_space(judge, images01: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """Renders (B, H, W, 3) in [0, 1] of any size -> the judge's input: resized to its size, channels
+    first (``lib.images.to_nchw``), ``2 x - 1``, on its device. Differentiable."""
+    x = to_nchw(images01.float(), judge.config.image_size, name)
+    return 2 * x.to(next(judge.parameters()).device) - 1
+
+
 def judge_renders(judge, images01: torch.Tensor) -> dict:
-    """:meth:`lib.models.judge.Judge.predict` of renders (B, 3, H, W) in [0, 1] of any size: resized
-    to the judge's size (``lib.images.resize_images``) and mapped to ``2 x - 1`` first."""
-    check_images01(images01, "judge_renders: images")
-    x = resize_nchw(images01.float(), judge.config.image_size)
-    return judge.predict(2 * x.to(next(judge.parameters()).device) - 1)
+    """:meth:`lib.models.judge.Judge.predict` of renders (B, H, W, 3) in [0, 1] of any size
+    (:func:`to_judge_space`)."""
+    return judge.predict(to_judge_space(judge, images01, "judge_renders: images"))
+
+
+def judge_encoder(judge):
+    """``encode(images) -> features``: renders (B, H, W, 3) in [0, 1] of any size -> the judge's image
+    features (B, D) (:meth:`lib.models.judge.Judge.features` of :func:`to_judge_space`), differentiable:
+    the offline stand-in for ``lib.pretrained.clip.load_clip_encoder``'s encoder (notebook 09)."""
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        return judge.features(to_judge_space(judge, images, "judge_encoder: images"))
+    return encode

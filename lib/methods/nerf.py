@@ -75,7 +75,7 @@ def training_rays(data: dict, device="cpu") -> Tuple[torch.Tensor, torch.Tensor,
 
 def volume_renderer(near: float, far: float, n_samples: int, background=None, aabb=None) -> RenderFn:
     """The standard NeRF render function: ``render(field, origins, directions, generator=None,
-    perturb=True) -> dict`` of :func:`lib.render.volume.volume_render` (rgb (R, 3), depth (R,),
+    perturb=True) -> dict`` of :func:`lib.render.volume.volume_render` (rgb (R, 3), distance (R,),
     opacity (R,), n_evals, ...).
 
     Args:
@@ -155,7 +155,8 @@ def evaluate_views(field, render: RenderFn, data: dict, device="cpu", n: Optiona
     Returns:
         dict: ``psnr`` and ``ssim`` (floats, means over the views of the per-view values),
         ``psnr_per_view`` and ``ssim_per_view`` (n,), ``index`` (n,) int64 views scored, and
-        ``renders``: n dicts of CPU tensors rgb (H, W, 3) clamped to [0, 1], depth (H, W), opacity (H, W).
+        ``renders``: n dicts of CPU tensors rgb (H, W, 3) clamped to [0, 1], distance (H, W)
+        (expected ray length), opacity (H, W).
     """
     _check_posed_images(data)
     count = len(data["images"])

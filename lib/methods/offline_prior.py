@@ -31,6 +31,7 @@ from lib.cameras import orbit_poses
 from lib.data.shapes import CATEGORIES
 from lib.data.srn import SRN_RADIUS, procedural_object, srn_intrinsics
 from lib.guidance.sds import add_noise
+from lib.images import to_nchw
 from lib.prompts import VIEW_RANGES, VIEW_WORDS, parse_view_prompt, view_prompt
 from lib.models.text_prior import TinyTextEncoder, WordTokenizer
 from lib.render.zbuffer import render_views
@@ -72,7 +73,7 @@ def prior_dataset(n_per_class: int, image_size: int = 32, seed: int = 0, classes
             az = torch.tensor([rng.uniform(*VIEW_RANGES[v][0]) for v in views], dtype=torch.float32)
             el = torch.tensor([rng.uniform(*VIEW_RANGES[v][1]) for v in views], dtype=torch.float32)
             rgb = render_views(mesh, orbit_poses(az, el, SRN_RADIUS), K, image_size, supersample=supersample)["rgb"]
-            images.append(rgb.permute(0, 3, 1, 2) * 2 - 1)
+            images.append(2 * to_nchw(rgb) - 1)  # the model space: channels first, [-1, 1]
             prompts += [view_prompt(f"a {category}", a, e) for a, e in zip(az.tolist(), el.tolist())]
     return torch.cat(images).float(), prompts
 

@@ -35,7 +35,7 @@ from lib.voxels import voxels_to_mesh
 
 # ------------------------------------------------------------------------------- single view
 def view_batch(data: dict, index: torch.Tensor, view: torch.Tensor) -> dict:
-    """Images (B, 3, H, W) float [0, 1] of views ``view`` (B,) of models ``index`` (B,), with their
+    """Images (B, H, W, 3) float [0, 1] of views ``view`` (B,) of models ``index`` (B,), with their
     targets (``voxels`` (B, 32, 32, 32) float, ``points`` (B, P, 3)), from ``lib.data.r2n2.to_tensors``."""
     return {"images": from_uint8(data["images"][index, view]), "voxels": data["voxels"][index].float(),
             "points": data["points"][index]}
@@ -121,7 +121,7 @@ def evaluate_single_view(predict, data: dict, views: Sequence[int], kind: str, t
     """F-scores (:func:`lib.metrics.f_score`) of predictions on every (model, view) pair of ``data``.
 
     Args:
-        predict: ``images (B, 3, H, W) -> output`` of the representation ``kind`` (a model in eval
+        predict: ``images (B, H, W, 3) -> output`` of the representation ``kind`` (a model in eval
             mode, or a baseline's ``lambda images: ...``); with ``features`` (N, V, F), it gets
             the (B, F) features of those views instead (a decoder on a frozen encoder).
         data: ``lib.data.r2n2.to_tensors`` of held-out models. views: which views to use.
@@ -175,7 +175,7 @@ class MeanShapeBaseline:
         return (self.voxels.float() * 2 - 1).mul(10).expand(batch_size, *self.voxels.shape)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """The voxel 'prediction' for a batch of images (B, 3, H, W) (they are ignored)."""
+        """The voxel 'prediction' for a batch of images (B, H, W, 3) (they are ignored)."""
         return self.logits(images.shape[0])
 
 
@@ -191,18 +191,18 @@ def colors_from_views(points: torch.Tensor, images: torch.Tensor, c2w: torch.Ten
     of the nearest seen point.
 
     Args:
-        points: (N, 3) world. images: (V, 3, H, W) in [0, 1]. c2w: (V, 4, 4). K: (V, 3, 3).
+        points: (N, 3) world. images: (V, H, W, 3) in [0, 1]. c2w: (V, 4, 4). K: (V, 3, 3).
         background: RGB of the renders' background, or None to keep every pixel.
     Returns:
         colors: (N, 3) float32 in [0, 1]; seen: (N,) int64, the number of views that see each point.
     """
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"`points` must be (N, 3), got {tuple(points.shape)}")
-    if images.ndim != 4 or images.shape[1] != 3 or c2w.shape != (images.shape[0], 4, 4) \
+    if images.ndim != 4 or images.shape[-1] != 3 or c2w.shape != (images.shape[0], 4, 4) \
             or K.shape != (images.shape[0], 3, 3):
-        raise ValueError(f"expected images (V, 3, H, W), c2w (V, 4, 4), K (V, 3, 3), got "
+        raise ValueError(f"expected images (V, H, W, 3), c2w (V, 4, 4), K (V, 3, 3), got "
                          f"{tuple(images.shape)}, {tuple(c2w.shape)}, {tuple(K.shape)}")
-    h, w = images.shape[-2:]
+    h, w = images.shape[1:3]
     total, seen = torch.zeros(points.shape[0], 3), torch.zeros(points.shape[0], dtype=torch.long)
     for i in range(images.shape[0]):
         uv, depth = project(points, c2w[i], K[i])
@@ -212,7 +212,7 @@ def colors_from_views(points: torch.Tensor, images: torch.Tensor, c2w: torch.Ten
         zmin = torch.full((grid * grid,), float("inf")).scatter_reduce(
             0, cell[inside], depth[inside], "amin")
         vis = inside & (depth <= zmin[cell] + tol)
-        rgb = images[i, :, row.clamp(0, h - 1), col.clamp(0, w - 1)].T  # (N, 3)
+        rgb = images[i, row.clamp(0, h - 1), col.clamp(0, w - 1)]  # (N, 3)
         if background is not None:
             vis &= (rgb - rgb.new_tensor(background)).abs().amax(1) > 0.03
         total[vis] += rgb[vis]
@@ -244,7 +244,7 @@ def vaegan_step(model: nn.Module, opt_ae, opt_d, images, voxels, c2w=None, beta:
     ``adv_weight=0`` skips the discriminator.
 
     Args:
-        images: (B, V, 3, S, S). voxels: (B, 32, 32, 32) {0, 1}. c2w: (B, V, 4, 4) or None.
+        images: (B, V, S, S, 3). voxels: (B, 32, 32, 32) {0, 1}. c2w: (B, V, 4, 4) or None.
         beta: KL weight of this step (from :func:`kl_weight`). generator: draws the latent sample.
     Returns:
         dict of floats: loss, recon, kl, adv, d_loss.

@@ -16,9 +16,11 @@ model (resumable; the same settings reuse the run).
 
 Example (a stand-in model that predicts zero noise):
     >>> from lib.guidance.guide import Guide
+    >>> from lib.images import from_nchw, to_nchw
     >>> from lib.guidance.sds import TimestepSchedule
     >>> guide = Guide("stand-in", lambda x, t, e: torch.zeros_like(x), lambda p: torch.zeros(len(p), 4, 8),
-    ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * x - 1, lambda x: (x + 1) / 2, (3, 8, 8), 8)
+    ...               torch.linspace(0.99, 0.01, 1000), lambda x: 2 * to_nchw(x) - 1,
+    ...               lambda x: from_nchw(x + 1) / 2, (3, 8, 8), 8)
     >>> image = TensorState(torch.zeros(2, 3, 8, 8))
     >>> step = make_image_sds_step(image, guide, ["a chair", "a vase"], [7.5, 7.5], TimestepSchedule(), 10,
     ...                            generator=torch.Generator().manual_seed(0))
@@ -148,7 +150,7 @@ def make_texture_sds_step(verts: torch.Tensor, faces: torch.Tensor, colors: Tens
         az, el = random_orbit_angles(cfg.views_per_step, cfg.elevation_range, generator)
         c2w = orbit_poses(az, el, cfg.distance)
         out = render_vertex_colors(verts, faces, c, c2w, K, cfg.image_size, background=1.0, shading="headlight")
-        images = out["rgb"].permute(0, 3, 1, 2).clamp(0, 1)
+        images = out["rgb"].clamp(0, 1)
         prompts = view_prompts(cfg.prompt, az, el, cfg.view_dependent)
         t = schedule.sample(cfg.views_per_step, i / max(cfg.steps - 1, 1), generator)
         loss, info = guide.sds(images, prompts, t, cfg.guidance_scale, generator)
@@ -170,7 +172,7 @@ def denoising_error(guide, images: torch.Tensor, prompts: Sequence[str], t: int 
     prompt; predicting zero noise scores about 1.
 
     Args:
-        images: (B, 3, H, W) renders in [0, 1] (``guide.to_model`` maps them). prompts: B strings.
+        images: (B, H, W, 3) renders in [0, 1] (``guide.to_model`` maps them). prompts: B strings.
     Returns:
         (B,) float32 on the CPU.
     """

@@ -9,7 +9,8 @@ turned into the world frame) is :func:`lib.render.gaussians.pixel.pixel_gaussian
   :func:`evaluate_mean_image`: the second: the mean training image, whatever the input.
 - :func:`input_channels`: the network's input, RGB or RGB + relative inverse depth (``depth_input``).
 - :func:`render_predictions`: Gaussians of B objects rendered into V cameras each, in one batched call.
-- :func:`make_splatter_step`: a ``step(i) -> {"loss", "psnr", "dt"}`` for ``lib.train.fit``.
+- :func:`make_splatter_step`: a ``step(i) -> {"loss", "psnr", "dt"}`` for ``lib.train.fit``, its
+  settings a :class:`SplatterTraining`.
 - :func:`evaluate_splatter`: held-out objects, a fixed input view, every other view scored with
   ``lib.metrics.view_scores`` (PSNR and SSIM per view).
 
@@ -27,6 +28,7 @@ Example (CPU):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -96,7 +98,7 @@ def input_channels(data: dict, depth_input=None, generator: Optional[torch.Gener
         depth_input: None (RGB only); ``"relative"``: ``lib.pretrained.depth.depth_channel`` of the true
             ``data["depth"]`` (what a monocular estimator gives: relative inverse depth in [0, 1] on
             the foreground, 0 on the background; ``noise`` and ``generator`` perturb it); or a
-            tensor (O, V, H, W) in [0, 1] to use as it is (e.g. ``lib.pretrained.depth.estimate_depth``).
+            tensor (O, V, H, W) in [0, 1] to use as it is (e.g. ``lib.pretrained.depth.estimate_inverse_depth``).
     """
     images = data["images"]
     if depth_input is None:
@@ -106,31 +108,57 @@ def input_channels(data: dict, depth_input=None, generator: Optional[torch.Gener
             raise ValueError(f"depth_input must be None, 'relative' or an (O, V, H, W) tensor, got {depth_input!r}")
         if data.get("depth") is None:
             raise ValueError("depth_input='relative' needs data['depth'] (O, V, H, W); this split has none "
-                             "(real SRN data: pass lib.pretrained.depth.estimate_depth of the images instead)")
+                             "(real SRN data: pass lib.pretrained.depth.estimate_inverse_depth of the images instead)")
         depth_input = depth_channel(data["depth"], noise=noise, generator=generator)
     if tuple(depth_input.shape) != tuple(images.shape[:-1]):
         raise ValueError(f"depth_input must be (O, V, H, W) = {tuple(images.shape[:-1])}, got {tuple(depth_input.shape)}")
     return torch.cat([images, depth_input[..., None].to(images)], -1)
 
 
-def make_splatter_step(model, optimizer, data: dict, generator: torch.Generator, n_targets: int = 3,
-                       batch: int = 4, include_input: bool = True, background=1.0, depth_input=None,
-                       backend: str = "auto", device="cpu", renderer: Optional[Callable] = None):
+@dataclass
+class SplatterTraining:
+    """Settings of :func:`make_splatter_step`.
+
+    Attributes:
+        n_targets: target views per object besides the input (distinct views).
+        batch: objects per step.
+        include_input: also render the prediction into its own input view, as the paper does.
+        background: the images' background colour (white for SRN).
+        backend: the Gaussian rasteriser, ``"auto"``, ``"torch"`` or ``"gsplat"`` (:mod:`lib.backend`).
+    """
+
+    n_targets: int = 3
+    batch: int = 4
+    include_input: bool = True
+    background: float = 1.0
+    backend: str = "auto"
+
+    def __post_init__(self):
+        if self.n_targets < 1 or self.batch < 1:
+            raise ValueError(f"SplatterTraining: `n_targets` and `batch` must be >= 1, got {self.n_targets}, "
+                             f"{self.batch}")
+
+
+def make_splatter_step(model, optimizer, data: dict, generator: torch.Generator,
+                       settings: Optional[SplatterTraining] = None, depth_input=None, device="cpu",
+                       renderer: Optional[Callable] = None):
     """A training step for ``lib.train.fit``.
 
-    Each call draws ``batch`` objects and, per object, ``1 + n_targets`` distinct views (from
-    ``generator``, on the CPU): the first is the input, the others are targets. The network predicts
-    Gaussians from the input; they are rendered into the targets (and, with ``include_input``, into the
-    input view too, as the paper does) in one batched call; loss = MSE against the images.
+    Each call draws ``settings.batch`` objects and, per object, ``1 + settings.n_targets`` distinct
+    views (from ``generator``, on the CPU): the first is the input, the others are targets. The
+    network predicts Gaussians from the input; they are rendered into the targets (and, with
+    ``include_input``, into the input view too) in one batched call; loss = MSE against the images.
 
     Args:
         model: :class:`lib.models.splatter.SplatterImage` (on ``device``). optimizer: its optimizer.
-        data: the training split (module docstring). depth_input: see :func:`input_channels`
-            (the depth channel is computed once, here).
-        background: the images' background colour (white for SRN).
+        data: the training split (module docstring). settings: default ``SplatterTraining()``.
+        depth_input: see :func:`input_channels` (the depth channel is computed once, here).
+        renderer: the Gaussian renderer (default ``lib.render.gaussians.render_gaussians``).
     Returns:
         ``step(i) -> {"loss": MSE, "psnr": dB of it, "dt": seconds}``.
     """
+    s = settings or SplatterTraining()
+    n_targets, batch, include_input = s.n_targets, s.batch, s.include_input
     inputs = input_channels(data, depth_input)
     images, c2w, Ks = data["images"], data["c2w"], data["K"]
     n_obj, n_views = images.shape[:2]
@@ -146,7 +174,7 @@ def make_splatter_step(model, optimizer, data: dict, generator: torch.Generator,
             src, tgt = views[:, 0], views if include_input else views[:, 1:]
             K = Ks[obj].to(device)
             g = model(inputs[obj, src].to(device), c2w[obj, src].to(device), K)
-            out = render_predictions(g, c2w[obj[:, None], tgt].to(device), K, size, background, backend, renderer)
+            out = render_predictions(g, c2w[obj[:, None], tgt].to(device), K, size, s.background, s.backend, renderer)
             loss = F.mse_loss(out.rgb, images[obj[:, None], tgt].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

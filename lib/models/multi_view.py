@@ -14,16 +14,16 @@ the same weights) and one idea: views are combined by a *symmetric* pooling acro
   ``vaegan_step``, the KL schedule ``kl_weight`` and the colour targets ``colors_from_views``
   are in :mod:`lib.methods.recon`.
 
-Shapes: images (B, V, 3, H, W) float in [0, 1]; poses c2w (B, V, 4, 4) in the convention of
-``lib.cameras``; voxels (B, 32, 32, 32) float {0, 1} indexed [ix, iy, iz]; points world units.
+Shapes: images (B, V, H, W, 3) float in [0, 1] (channels last; the encoders make them channels first
+inside); poses c2w (B, V, 4, 4) in the convention of ``lib.cameras``; voxels (B, 32, 32, 32) float {0, 1} indexed [ix, iy, iz]; points world units.
 
 Example (CPU):
     >>> net = ColoredPointNet(ColoredPointNetConfig(n_views=6, image_size=64, n_points=256))
-    >>> pts, rgb = net(torch.rand(2, 6, 3, 64, 64))
+    >>> pts, rgb = net(torch.rand(2, 6, 64, 64, 3))
     >>> pts.shape, rgb.shape
     (torch.Size([2, 256, 3]), torch.Size([2, 256, 3]))
     >>> vg = MultiViewVAEGAN(VAEGANConfig(use_pose=True))
-    >>> logits, mu, logvar = vg(torch.rand(2, 4, 3, 64, 64), torch.eye(4).expand(2, 4, 4, 4))
+    >>> logits, mu, logvar = vg(torch.rand(2, 4, 64, 64, 3), torch.eye(4).expand(2, 4, 4, 4))
     >>> logits.shape, mu.shape
     (torch.Size([2, 32, 32, 32]), torch.Size([2, 64]))
 """
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.checks import shape_of
+from lib.images import to_nchw
 from lib.data.r2n2 import VOXEL_RES
 from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
@@ -48,16 +49,18 @@ FUSIONS = ("mean", "max")
 # ============================================================================ checks, pooling
 def _check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] = None,
                  name: str = "images") -> None:
-    """Raise ``ValueError`` unless ``images`` is (B, V, 3, image_size, image_size) (V = n_views if given)."""
-    if not torch.is_tensor(images) or images.ndim != 5 or images.shape[2] != 3:
+    """Raise ``ValueError`` unless ``images`` is (B, V, image_size, image_size, 3) (V = n_views if given)."""
+    if not torch.is_tensor(images) or images.ndim != 5 or images.shape[-1] != 3:
         got = shape_of(images)
-        raise ValueError(f"`{name}` must be (B, V, 3, H, W), got {got}")
+        hint = " (channels first? lib's images are channels last)" if torch.is_tensor(images) and images.ndim == 5 \
+            and images.shape[2] == 3 else ""
+        raise ValueError(f"`{name}` must be (B, V, H, W, 3), got {got}{hint}")
     if n_views is not None and images.shape[1] != n_views:
-        raise ValueError(f"`{name}` must hold exactly {n_views} views (B, {n_views}, 3, H, W), "
+        raise ValueError(f"`{name}` must hold exactly {n_views} views (B, {n_views}, H, W, 3), "
                          f"got {images.shape[1]} views: shape {tuple(images.shape)}")
-    if tuple(images.shape[-2:]) != (image_size, image_size):
+    if tuple(images.shape[2:4]) != (image_size, image_size):
         raise ValueError(f"`{name}` must be {image_size}x{image_size} pixels (the model's image_size), got "
-                         f"{tuple(images.shape[-2:])}; resize them or build the model with that image_size")
+                         f"{tuple(images.shape[2:4])}; resize them or build the model with that image_size")
 
 
 class ViewPool(nn.Module):
@@ -135,7 +138,7 @@ class ColoredPointNetConfig:
 class ColoredPointNet(nn.Module):
     """V views -> coloured point cloud, invariant to the order of the views.
 
-    ``forward(images (B, V, 3, S, S))`` -> ``points (B, N, 3)`` world units, ``colors (B, N, 3)`` in [0, 1].
+    ``forward(images (B, V, S, S, 3))`` -> ``points (B, N, 3)`` world units, ``colors (B, N, 3)`` in [0, 1].
     """
 
     @seeded
@@ -161,10 +164,10 @@ class ColoredPointNet(nn.Module):
         self.decoder[-1].weight.mul_(scale)
 
     def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, V, 3, S, S) -> (B, 2C): the shared encoder on every view, then max || mean over views."""
+        """(B, V, S, S, 3) -> (B, 2C): the shared encoder on every view, then max || mean over views."""
         _check_views(images, self.cfg.image_size, self.cfg.n_views)
         b, v = images.shape[:2]
-        feats = self.encoder(images.flatten(0, 1)).view(b, v, -1)  # (B, V, C)
+        feats = self.encoder(to_nchw(images.flatten(0, 1), name="images")).view(b, v, -1)  # (B, V, C)
         return self.pool(feats)
 
     def forward(self, images: torch.Tensor):
@@ -200,7 +203,7 @@ class VAEGANConfig:
 
 
 class MultiViewEncoder(nn.Module):
-    """(B, V, 3, S, S) views [+ (B, V, 4, 4) poses] -> mu, logvar (B, latent_dim), order-invariant."""
+    """(B, V, S, S, 3) views [+ (B, V, 4, 4) poses] -> mu, logvar (B, latent_dim), order-invariant."""
 
     @seeded
     def __init__(self, cfg: VAEGANConfig):
@@ -228,7 +231,7 @@ class MultiViewEncoder(nn.Module):
         b, v = images.shape[:2]
         if not 1 <= v <= self.cfg.max_views:
             raise ValueError(f"`images` must hold 1..{self.cfg.max_views} views, got {v}")
-        feats = self.image(images.flatten(0, 1)).view(b, v, -1)  # (B, V, feat_dim)
+        feats = self.image(to_nchw(images.flatten(0, 1), name="images")).view(b, v, -1)  # (B, V, feat_dim)
         if self.cfg.use_pose:
             if c2w is None or tuple(c2w.shape) != (b, v, 4, 4):
                 got = None if c2w is None else tuple(c2w.shape)

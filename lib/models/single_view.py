@@ -1,7 +1,7 @@
 """Single-view 3D reconstruction: one image in, a voxel grid, a point cloud or a mesh out.
 
 A :class:`ResNet18Encoder` (torchvision's ResNet-18 without its classifier: ImageNet weights on
-Colab, random weights offline) turns a (B, 3, H, W) image into a (B, 512) feature; one of three
+Colab, random weights offline) turns a (B, H, W, 3) image into a (B, 512) feature; one of three
 decoders turns the feature into a shape in the object's canonical frame (``lib.data.r2n2``:
 bounding box centred at the origin, diagonal 1, inside [-0.5, 0.5]^3):
 
@@ -16,7 +16,7 @@ Training, evaluation and the mean-shape baseline are in :mod:`lib.methods.recon`
 
 Example (CPU):
     >>> model = SingleViewModel("mesh", image_size=64)
-    >>> verts = model(torch.rand(2, 3, 64, 64))
+    >>> verts = model(torch.rand(2, 64, 64, 3))
     >>> verts.shape, model.decoder.faces.shape
     (torch.Size([2, 2562, 3]), torch.Size([5120, 3]))
 """
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from lib.checks import shape_of
+from lib.images import to_nchw
 from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
 
@@ -37,14 +38,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _check_images(images, image_size: int, name: str = "images") -> None:
-    """Raise ``ValueError`` unless ``images`` is (B, 3, image_size, image_size) float."""
+    """Raise ``ValueError`` unless ``images`` is (B, image_size, image_size, 3) float."""
     got = shape_of(images)
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"`{name}` must be (B, 3, H, W) RGB in [0, 1], got {got}")
-    if tuple(images.shape[-2:]) != (image_size, image_size):
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3:
+        hint = " (channels first? lib's images are channels last)" if torch.is_tensor(images) and images.ndim == 4 \
+            and images.shape[1] == 3 else ""
+        raise ValueError(f"`{name}` must be (B, H, W, 3) RGB in [0, 1], got {got}{hint}")
+    if tuple(images.shape[1:3]) != (image_size, image_size):
         raise ValueError(f"the encoder expects {image_size}x{image_size} images, i.e. `{name}` of shape "
-                         f"(B, 3, {image_size}, {image_size}), got {got}; resize them (R2N2Dataset(image_size="
-                         f"{image_size})) or build the encoder with image_size={images.shape[-1]}")
+                         f"(B, {image_size}, {image_size}, 3), got {got}; resize them (R2N2Dataset(image_size="
+                         f"{image_size})) or build the encoder with image_size={images.shape[1]}")
     if not images.is_floating_point():
         raise ValueError(f"`{name}` must be float in [0, 1], got dtype {images.dtype} (divide uint8 images by 255)")
 
@@ -57,7 +60,7 @@ class ResNet18Encoder(nn.Module):
         pretrained: load torchvision's ImageNet weights (``ResNet18_Weights.IMAGENET1K_V1``, a
             download: Colab only) instead of random ones.
     Shapes:
-        (B, 3, image_size, image_size) float in [0, 1] -> (B, 512).
+        (B, image_size, image_size, 3) float in [0, 1] -> (B, 512) (channels first inside).
     """
 
     feature_dim = 512
@@ -76,7 +79,7 @@ class ResNet18Encoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images, self.image_size)
-        return self.net((images - self.mean) / self.std)
+        return self.net((to_nchw(images, name="ResNet18Encoder: images") - self.mean) / self.std)
 
 
 class VoxelDecoder(nn.Module):
@@ -180,7 +183,7 @@ class SingleViewModel(nn.Module):
         kind: the output representation. image_size, pretrained: see :class:`ResNet18Encoder`.
         **decoder_kwargs: passed to the decoder (``n_points``, ``level``, ``channels``, ...).
     Shapes:
-        (B, 3, S, S) -> voxels (B, 32, 32, 32) logits | points (B, N, 3) | mesh verts (B, V, 3).
+        (B, S, S, 3) -> voxels (B, 32, 32, 32) logits | points (B, N, 3) | mesh verts (B, V, 3).
     """
 
     @seeded

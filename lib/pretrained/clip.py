@@ -19,7 +19,7 @@ Example (CPU; a tiny random model saved locally):
     >>> CLIPVisionModelWithProjection(cfg).save_pretrained(folder)
     >>> _ = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
     >>> encode = load_clip_encoder(folder)
-    >>> tuple(encode(torch.rand(2, 3, 32, 32)).shape)
+    >>> tuple(encode(torch.rand(2, 32, 32, 3)).shape)
     (2, 8)
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Callable, Sequence, Union
 
 import torch
 
-from lib.images import check_images01, resize_nchw
+from lib.images import to_nchw
 from lib.pretrained.hub import load_transformers_model
 
 CLIP_MODELS = ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "openai/clip-vit-base-patch32")
@@ -36,7 +36,7 @@ CLIP_MODELS = ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "openai/clip-vit-base-pa
 
 def load_clip_encoder(model: Union[str, Sequence[str]] = CLIP_MODELS, device="cpu",
                       dtype: torch.dtype = torch.float32) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``encode(images) -> embeddings``: images (B, 3, H, W) float in [0, 1] (any H, W; resized to
+    """``encode(images) -> embeddings``: images (B, H, W, 3) float in [0, 1] (any H, W; resized to
     the model's input), embeddings (B, D) float32 (CLIP's projected image embedding, not
     normalised), differentiable w.r.t. the images. The model is frozen (eval, no parameter grads).
 
@@ -56,8 +56,7 @@ def load_clip_encoder(model: Union[str, Sequence[str]] = CLIP_MODELS, device="cp
     std = torch.tensor(processor.image_std, device=device).view(1, 3, 1, 1)
 
     def encode(images: torch.Tensor) -> torch.Tensor:
-        check_images01(images, "images for the CLIP encoder")
-        x = resize_nchw(images.to(device).float(), size)  # antialiased, as CLIP's own (PIL) resizing
+        x = to_nchw(images.to(device).float(), size, "images for the CLIP encoder")  # antialiased, like CLIP's PIL resize
         x = ((x - mean) / std).to(dtype)
         return net(pixel_values=x).image_embeds.float()
 

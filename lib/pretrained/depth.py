@@ -8,7 +8,7 @@ depth map the same way (:func:`relative_inverse_depth`): per image, over the for
 - :func:`relative_inverse_depth`: the one normaliser (from true depth or from an estimator's output).
 - :func:`depth_channel`: true depth (procedural data, smoke mode) -> the estimator-like channel,
   optionally with the errors an estimator makes (a per-image monotone distortion, pixel noise).
-- :func:`load_depth_estimator` / :func:`estimate_depth`: a real estimator through ``transformers``
+- :func:`load_depth_estimator` / :func:`estimate_inverse_depth`: a real estimator through ``transformers``
   (``AutoImageProcessor`` + ``AutoModelForDepthEstimation``; Colab, or a local folder saved with
   ``save_pretrained``). Nothing here downloads unless ``transformers`` is allowed to.
 
@@ -117,7 +117,7 @@ def load_depth_estimator(model: Union[str, Sequence[str]] = DEFAULT_MODELS, devi
 
 
 @torch.no_grad()
-def estimate_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", batch_size: int = 8,
+def estimate_inverse_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", batch_size: int = 8,
                    mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Monocular relative inverse depth of images, normalised by :func:`relative_inverse_depth`.
 
@@ -130,7 +130,7 @@ def estimate_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", bat
     Returns:
         (B, H, W) float32 in [0, 1], on the CPU: the network's output resized (bilinear) to H x W.
     """
-    check_images(images, "estimate_depth: `images`", batch="B")
+    check_images(images, "estimate_inverse_depth: `images`", batch="B")
     loaded = isinstance(model, tuple) and len(model) == 2 and not isinstance(model[0], str)  # not a tuple of ids
     processor, net = model if loaded else load_depth_estimator(model, device)
     dev = next(net.parameters()).device

@@ -174,7 +174,8 @@ def render_with_grid(field_fn, origins: torch.Tensor, directions: torch.Tensor, 
             when the rays are on CUDA and it is installed, else torch); see :mod:`lib.backend`.
         estimator: for the nerfacc path, one made by ``grid.to_nerfacc()``; None keeps one on the grid.
     Returns:
-        dict with rgb (R, 3), depth (R,), opacity (R,), n_evals (int); the pure-torch path also
+        dict with rgb (R, 3), distance (R,) (expected distance along the ray, as in ``composite``),
+        opacity (R,), n_evals (int); the pure-torch path also
         returns weights and t (R, K), the kept samples moved to the front of each row (weight 0 after).
     """
     args = (field_fn, origins, directions, grid, near, far, step_size, background, generator, perturb)
@@ -218,8 +219,8 @@ def _grid_render_nerfacc(field_fn, origins, directions, grid, near, far, step_si
     weights, _, _ = nerfacc.render_weight_from_density(t0, t1, sigma.reshape(-1), ray_indices=ray_idx, n_rays=n)
     color = nerfacc.accumulate_along_rays(weights, rgb.reshape(-1, 3), ray_idx, n)
     opacity = nerfacc.accumulate_along_rays(weights, None, ray_idx, n)[:, 0]
-    depth = nerfacc.accumulate_along_rays(weights, tm, ray_idx, n)[:, 0]
+    distance = nerfacc.accumulate_along_rays(weights, tm, ray_idx, n)[:, 0]
     if background is not None:
         bg = torch.as_tensor(background, dtype=color.dtype, device=color.device).expand(n, 3)
         color = color + (1 - opacity[:, None]) * bg
-    return {"rgb": color, "depth": depth, "opacity": opacity, "n_evals": int(ray_idx.numel())}
+    return {"rgb": color, "distance": distance, "opacity": opacity, "n_evals": int(ray_idx.numel())}

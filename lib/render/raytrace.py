@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import image_hw
+from lib.images import box_downsample
 from lib.rays import get_rays, intersect_aabb
 from lib.render.surface import sdf_normals, sphere_trace
 
@@ -133,4 +134,4 @@ def render_sdf_scene(scene: SDFScene, c2w: torch.Tensor, K: torch.Tensor, image_
     Ks[:2] *= ss
     o, d = get_rays(c2w.reshape(-1, 4, 4), Ks, (h * ss, w * ss))  # all views in one batch of rays
     rgba = shade_sdf_scene(scene, o.reshape(-1, 3), d.reshape(-1, 3), specular).reshape(-1, h * ss, w * ss, 4)
-    return F.avg_pool2d(rgba.permute(0, 3, 1, 2), ss).permute(0, 2, 3, 1)
+    return box_downsample(rgba, ss)

@@ -7,12 +7,12 @@ A ray meets a medium of density ``sigma`` (1 / world unit) and colour ``c`` samp
 - opacity of interval i:       ``alpha_i = 1 - exp(-sigma_i * delta_i)``
 - transmittance before it:      ``T_i = exp(-sum_{j<i} sigma_j delta_j) = prod_{j<i} (1 - alpha_j)``
 - weight (light from it):       ``w_i = T_i * alpha_i``
-- colour, depth, opacity:       ``C = sum w_i c_i (+ (1 - sum w_i) * background)``,
+- colour, distance, opacity:    ``C = sum w_i c_i (+ (1 - sum w_i) * background)``,
                                 ``D = sum w_i t_i``, ``A = sum w_i``.
 
 ``D`` is the expected *distance along the ray* (ray length, with unit directions), weighted by
-how much each sample is seen; it is *not* normalised by ``A``, so empty rays get depth 0. For a
-camera z-depth multiply by :func:`lib.rays.ray_z_scale` (or render rays made with
+how much each sample is seen; it is *not* normalised by ``A``, so empty rays get 0. The renders
+call it ``distance``: in this course ``depth`` always means camera z. For camera z multiply by :func:`lib.rays.ray_z_scale` (or render rays made with
 ``get_rays(..., normalize=False)``). Everything here is differentiable in ``sigma``, the colours
 and ``t``. The same formulas are in nerfacc's ``render_weight_from_density`` and
 ``accumulate_along_rays``; ``tests/test_rays_volume.py`` checks parity on random inputs.
@@ -113,7 +113,7 @@ def _background(background, n: int, like: torch.Tensor) -> Optional[torch.Tensor
 
 def composite(sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor, far: Bound = None,
               background=None, deltas: torch.Tensor = None) -> dict:
-    """Turn per-sample densities and colours into per-ray colour, depth and opacity.
+    """Turn per-sample densities and colours into per-ray colour, distance and opacity.
 
     Args:
         sigma: (R, S). rgb: (R, S, 3) in [0, 1]. t: (R, S) sorted distances.
@@ -121,7 +121,8 @@ def composite(sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor, far: Boun
         background: None (nothing behind the scene: black), a float, (3,) or (R, 3) colour
             seen through the transparent part ``1 - opacity`` of each ray.
     Returns:
-        dict with rgb (R, 3), depth (R,) (expected ray length, unnormalised), opacity (R,),
+        dict with rgb (R, 3), distance (R,) (expected distance along the ray, ``sum w t``: not
+        divided by opacity, and not camera z: :func:`lib.rays.ray_z_scale` converts), opacity (R,),
         weights (R, S), transmittance (R, S), t (R, S).
     """
     weights, trans = render_weights(sigma, t, far, deltas)
@@ -130,8 +131,8 @@ def composite(sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor, far: Boun
     bg = _background(background, sigma.shape[0], color)
     if bg is not None:
         color = color + (1.0 - opacity[:, None]) * bg
-    depth = (weights * t).sum(-1)
-    return {"rgb": color, "depth": depth, "opacity": opacity, "weights": weights,
+    distance = (weights * t).sum(-1)
+    return {"rgb": color, "distance": distance, "opacity": opacity, "weights": weights,
             "transmittance": trans, "t": t}
 
 
@@ -144,7 +145,7 @@ def volume_render(field_fn: FieldFn, origins: torch.Tensor, directions: torch.Te
     Args:
         field_fn: ``(points (R, S, 3), dirs (R, S, 3)) -> (sigma (R, S), rgb (R, S, 3))``; with
             ``mask`` it is called on the kept samples only, as (1, M, 3) arrays.
-        origins, directions: (R, 3) world; unit directions make ``t`` and depth ray lengths.
+        origins, directions: (R, 3) world; unit directions make ``t`` and distance ray lengths.
         near, far: floats or (R,) tensors bounding the samples.
         n_samples: S, for :func:`lib.rays.sample_stratified` (ignored when ``t`` is given).
         generator: for the stratified jitter. perturb: jitter (training) or bin centres (eval).
@@ -191,11 +192,11 @@ def render_image(render_fn: Callable[[torch.Tensor, torch.Tensor], dict], c2w: t
         c2w: (4, 4). K: (3, 3). image_size: H or (H, W).
     Returns:
         dict with every per-ray output of ``render_fn`` reshaped to (H, W, ...): rgb (H, W, 3),
-        depth (H, W), opacity (H, W), ...; per-sample outputs (weights, t) are dropped.
+        distance (H, W), opacity (H, W), ...; per-sample outputs (weights, t) are dropped.
     """
     origins, dirs = get_rays(c2w, K, image_size)
     h, w = origins.shape[:2]
     origins, dirs = origins.reshape(-1, 3), dirs.reshape(-1, 3)
     parts = [render_fn(origins[i:i + chunk], dirs[i:i + chunk]) for i in range(0, h * w, chunk)]
-    keys = [k for k in ("rgb", "depth", "opacity") if k in parts[0]]
+    keys = [k for k in ("rgb", "distance", "opacity") if k in parts[0]]
     return {k: torch.cat([p[k] for p in parts]).reshape(h, w, *parts[0][k].shape[1:]) for k in keys}

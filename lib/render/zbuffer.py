@@ -29,9 +29,9 @@ Example (CPU)::
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lib.cameras import image_hw, project
+from lib.images import box_downsample
 from lib.mesh import TriMesh, face_normals
 from lib.render.common import batch_cameras
 
@@ -164,7 +164,7 @@ def render_views(mesh: TriMesh, c2w: torch.Tensor, K: torch.Tensor, image_size, 
         fine = K.clone()
         fine[:, :2] *= supersample
         out = render_views(mesh, c2w, fine, (h * supersample, w * supersample), ambient, cull_back_faces)
-        rgb = F.avg_pool2d(out["rgb"].permute(0, 3, 1, 2), int(supersample)).permute(0, 2, 3, 1)
+        rgb = box_downsample(out["rgb"], int(supersample))
         frags = rasterize(mesh.verts, mesh.faces.long(), c2w, K, image_size, cull_back_faces)
         return {"rgb": rgb, "mask": frags["mask"], "face": frags["face"], "depth": frags["depth"]}
     f = mesh.faces.long()

@@ -6,7 +6,7 @@ reference image seen from a known camera, and every other view is left to priors
 - **reference view**: masked L1 between the rendered and the input colours on the object's
   pixels, and the rendered opacity against the mask (MSE), on ``ref_rays`` random reference
   rays per step (None: all);
-- **depth ranking**: on pairs of those rays inside the mask, the rendered depth must order the
+- **depth ranking**: on pairs of those rays inside the mask, the rendered distance must order the
   pixels as the monocular estimate does (:func:`lib.losses.depth_ranking_loss`; the estimate is
   relative inverse depth, so only its order is used);
 - **SDS** on ``views_per_step`` random novel views with view-dependent prompts
@@ -116,16 +116,17 @@ def _as_float_image(image, name: str) -> torch.Tensor:
     return x.float()
 
 
-def lift_inputs(image, mask=None, depth=None) -> dict:
+def lift_inputs(image, mask=None, inv_depth=None) -> dict:
     """Check and normalise NeuralLift's inputs.
 
     Args:
         image: (H, W, 3) RGB or (H, W, 4) RGBA, float in [0, 1] or uint8. Its alpha channel is the
             mask when ``mask`` is None. The object is composited on white.
         mask: (H, W) bool/0-1 object mask, or None (then the image must have an alpha channel).
-        depth: (H, W) depth estimate, larger = nearer (relative inverse depth, any scale), or None.
+        inv_depth: (H, W) depth estimate as relative inverse depth (larger = nearer, any scale;
+            what monocular estimators give), or None.
     Returns:
-        dict with image (H, W, 3) float on white, mask (H, W) bool, depth (H, W) float in [0, 1]
+        dict with image (H, W, 3) float on white, mask (H, W) bool, inv_depth (H, W) float in [0, 1]
         (1 nearest, 0 background) or None.
     Raises:
         ValueError naming the input: not RGB(A); no mask and no alpha; an empty mask or one that
@@ -154,23 +155,23 @@ def lift_inputs(image, mask=None, depth=None) -> dict:
         rgb = rgb * img[..., 3:] + (1 - img[..., 3:])
     rgb = torch.where(m[..., None], rgb, torch.ones_like(rgb))
     d = None
-    if depth is not None:
-        d = torch.as_tensor(np.asarray(depth)).float() if not torch.is_tensor(depth) else depth.float()
+    if inv_depth is not None:
+        d = torch.as_tensor(np.asarray(inv_depth)).float() if not torch.is_tensor(inv_depth) else inv_depth.float()
         if d.shape != img.shape[:2]:
-            raise ValueError(f"lift_inputs: `depth` must be (H, W) = {tuple(img.shape[:2])} like the image, got "
+            raise ValueError(f"lift_inputs: `inv_depth` must be (H, W) = {tuple(img.shape[:2])} like the image, got "
                              f"{tuple(d.shape)} (resize the estimate to the image first)")
         if not bool(torch.isfinite(d[m]).all()):
-            raise ValueError("lift_inputs: `depth` has NaN or inf values inside the mask")
+            raise ValueError("lift_inputs: `inv_depth` has NaN or inf values inside the mask")
         lo, hi = d[m].min(), d[m].max()
         d = torch.where(m, (d - lo) / (hi - lo).clamp_min(1e-8), torch.zeros_like(d))
-    return {"image": rgb.clamp(0, 1), "mask": m, "depth": d}
+    return {"image": rgb.clamp(0, 1), "mask": m, "inv_depth": d}
 
 
 def load_lift_image(path, size: int, mask_path=None) -> dict:
     """Read a photo for NeuralLift: centre-cropped to a square, resized to ``size`` (antialiased),
     then :func:`lift_inputs`. The mask is the image's alpha channel, or ``mask_path`` (a grayscale
     or RGB image, white = object, same size as the photo). The depth estimate is added later
-    (``lib.pretrained.depth.estimate_depth``).
+    (``lib.pretrained.depth.estimate_inverse_depth``).
 
     Raises: FileNotFoundError for a missing file; ValueError (naming the file) for an image that is
     not RGB/RGBA, a mask of another size, and everything :func:`lift_inputs` rejects."""
@@ -229,16 +230,16 @@ def procedural_lift_input(category: str = "chair", seed: int = 0, image_size: in
 
 def reference_rays(inputs: dict, config: LiftConfig) -> dict:
     """The reference view's rays, flattened: origins, dirs (R, 3), rgb (R, 3), mask (R,) bool,
-    depth (R,) estimate (or None), near, far (R,), R = H W. The camera is ``config``'s reference
+    inv_depth (R,) estimate (or None), near, far (R,), R = H W. The camera is ``config``'s reference
     pose with SRN's intrinsics at the image's size (the image must be square)."""
     H, W = inputs["image"].shape[:2]
     if H != W:
         raise ValueError(f"reference_rays: the image must be square, got {H} x {W} (crop or pad it)")
     c2w = orbit_poses(torch.tensor([config.ref_azimuth]), config.ref_elevation, config.radius)
     o, d, near, far = orbit_rays(c2w, config, H)
-    depth = inputs.get("depth")
+    inv_depth = inputs.get("inv_depth")
     return {"origins": o, "dirs": d, "rgb": inputs["image"].reshape(-1, 3).float(), "mask": inputs["mask"].reshape(-1),
-            "depth": None if depth is None else depth.reshape(-1).float(), "near": near, "far": far}
+            "inv_depth": None if inv_depth is None else inv_depth.reshape(-1).float(), "near": near, "far": far}
 
 
 def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Optional[Callable] = None,
@@ -250,7 +251,7 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
     Args:
         field: :func:`lib.methods.dreamfusion.dreamfusion_field` (``config``). ref: :func:`reference_rays`.
         guide: a ``lib.guidance.guide.Guide``; required when ``config.sds_weight > 0``.
-        encoder: images (B, 3, H, W) in [0, 1] -> (B, D) embeddings; with ``ref_features`` (D,),
+        encoder: images (B, H, W, 3) in [0, 1] -> (B, D) embeddings; with ``ref_features`` (D,),
             required when ``config.clip_weight > 0``.
         optimizer: default Adam(field, config.lr). generator: default seeded by ``config.seed``.
     """
@@ -258,7 +259,7 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
         raise ValueError("make_lift_step: config.sds_weight > 0 needs a guide (lib.guidance.load.load_guide)")
     if config.clip_weight > 0 and (encoder is None or ref_features is None):
         raise ValueError("make_lift_step: config.clip_weight > 0 needs `encoder` and `ref_features`")
-    if config.rank_weight > 0 and ref.get("depth") is None:
+    if config.rank_weight > 0 and ref.get("inv_depth") is None:
         raise ValueError("make_lift_step: config.rank_weight > 0 needs a depth estimate in the inputs")
     optimizer = optimizer or torch.optim.Adam(field.parameters(), lr=config.lr)
     generator, ray_generator = step_generators(field, config.seed, generator)
@@ -282,7 +283,7 @@ def make_lift_step(field, config: LiftConfig, ref: dict, guide=None, encoder: Op
         mask = (out["opacity"] - fg.float()).pow(2).mean()
         rank = zero
         if config.rank_weight > 0 and int(fg.sum()) >= 2:
-            rank = depth_ranking_loss(out["depth"][fg], rays["depth"][fg], config.rank_pairs, generator,
+            rank = depth_ranking_loss(out["distance"][fg], rays["inv_depth"][fg], config.rank_pairs, generator,
                                       config.rank_margin)
         return {"rgb": rgb, "mask": mask, "rank": rank}
 

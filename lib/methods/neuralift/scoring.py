@@ -5,7 +5,7 @@
 - :func:`novel_view_psnr`: masked PSNR of the NeRF's renders on those views, over the pixels that
   either the truth or the render covers (so fog around the object costs as much as a missing part).
 - :func:`shape_chamfer`: the chamfer distance between the surfaces the NeRF and the true mesh show
-  from the same cameras (expected ray depth where the render is opaque; the mesh's depth maps).
+  from the same cameras (expected ray length where the render is opaque; the mesh's depth maps).
 - :func:`field_mesh`: the NeRF's density level set by marching cubes (the exported ``.obj``).
 - :func:`measure_lift_runs`: wall time and peak memory of training runs over a grid of settings.
 
@@ -56,7 +56,7 @@ def novel_view_psnr(field, config: DreamFusionConfig, gt: dict, azimuths: Sequen
     ``render``: ``lib.methods.dreamfusion.render_turntable(field, config, azimuths, elevation)`` already
     computed (one render serves this, :func:`shape_chamfer` and a picture); None renders."""
     out = render_turntable(field, config, azimuths, elevation) if render is None else render
-    pred = out["images"].permute(0, 2, 3, 1).cpu()
+    pred = out["images"].cpu()
     union = gt["masks"] | (out["opacity"].cpu() > opacity_threshold)
     return torch.stack([masked_psnr(p, t, m) for p, t, m in zip(pred, gt["images"], union)])
 
@@ -92,14 +92,14 @@ def field_mesh(field, config: DreamFusionConfig, level: Optional[float] = None, 
 def field_view_points(field, config: DreamFusionConfig, azimuths: Sequence[float], elevation: float,
                       opacity_threshold: float = 0.5, render: Optional[dict] = None) -> torch.Tensor:
     """(M, 3) world points of the surface the field shows from the given cameras: on every ray
-    whose opacity exceeds the threshold, the point at the expected ray length (depth / opacity).
+    whose opacity exceeds the threshold, the point at the expected ray length (distance / opacity).
     ``render``: the turntable render at those cameras, as in :func:`novel_view_psnr`."""
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
     out = render_turntable(field, config, az, elevation) if render is None else render
     origins, dirs, _, _ = orbit_rays(orbit_poses(az, float(elevation), config.radius), config)
     opacity = out["opacity"].cpu()
     keep = opacity.reshape(-1) > opacity_threshold
-    t = out["depth"].cpu().reshape(-1)[keep] / opacity.reshape(-1)[keep]
+    t = out["distance"].cpu().reshape(-1)[keep] / opacity.reshape(-1)[keep]
     return origins[keep] + t[:, None] * dirs[keep]
 
 
