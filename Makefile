@@ -6,7 +6,8 @@
 #   SMOKE=0 make run         full mode (real data, T4-sized settings; wants a GPU and network)
 #   make run NB=04 DATA=real SIZES=cpu   real data at CPU sizes (DATA: procedural|real, SIZES: tiny|cpu|t4|long)
 #   make test                unit tests + static notebook checks + smoke runs with metric bounds
-#   make strip               strip outputs and execution counts from notebooks/*.ipynb
+#   make strip               strip outputs and execution counts from notebooks/*.ipynb, then regenerate
+#                            the student versions (notebooks/student/) from them
 #   make clean               remove outputs/ ; make distclean also removes .venv
 
 SHELL := /bin/bash
@@ -62,6 +63,7 @@ test: venv
 
 strip: venv
 	"$(VPY)" -m tools.strip_notebooks
+	"$(VPY)" -m tools.student
 
 clean:
 	rm -rf $(OUT)

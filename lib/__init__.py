@@ -20,6 +20,8 @@ The foundation (conventions, pure maths, the training loop and its outputs):
                     and the model-space edge (``to_nchw`` / ``from_nchw``, used inside forwards and guides)
 - ``lib.prompts``   the prompt grammar: view words and view-dependent prompts, prompt validation
 - ``lib.checks``    argument checks shared across lib (``shape_of``: what an error message says it got)
+- ``lib.exercises`` the notebooks' exercises: ``check`` runs a student's function and says in one line
+                    what is right or wrong (never a traceback); student versions: ``tools/student.py``
 - ``lib.losses``    chamfer (with a pure-torch nearest neighbour), voxel BCE, mesh regularisers,
                     eikonal, KL and GAN losses
 - ``lib.metrics``   PSNR, SSIM, voxel IoU, F-score, confusion matrix, per-class accuracy, part mIoU

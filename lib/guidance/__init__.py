@@ -3,9 +3,9 @@
 Import from the module that defines a name (this package re-exports nothing):
 
 - :mod:`lib.guidance.sds`: timestep sampling and annealing (``TimestepSchedule``), forward noising
-  (``add_noise``) and ``sds_loss``, the SDS loss as a pure function of a noise-prediction callable
-  ``noise_pred_fn(x_t, t, embeddings) -> eps_hat``, so Stable Diffusion and the course's small
-  offline prior plug in the same way.
+  (``add_noise``), the clean-sample guess (``predict_x0``) and ``sds_loss``, the SDS loss as a pure
+  function of a noise-prediction callable ``noise_pred_fn(x_t, t, embeddings) -> eps_hat``, so Stable
+  Diffusion and the course's small offline prior plug in the same way.
 - :mod:`lib.guidance.guide`: ``Guide``, what score distillation needs from a model (noise
   predictor, text cache, schedule, images <-> model space), and ``TextEmbeddingCache`` (each prompt
   encoded once, the encoder freed afterwards).

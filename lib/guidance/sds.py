@@ -175,6 +175,18 @@ def add_noise(x: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor) -> torch.T
     return abar.sqrt() * x + (1 - abar).sqrt() * eps
 
 
+def predict_x0(x_t: torch.Tensor, eps_hat: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """The clean sample that :func:`add_noise` would have turned into ``x_t`` with noise ``eps_hat``:
+    ``x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)`` (the model's guess when ``eps_hat`` is its
+    noise prediction; exact with the true noise).
+
+    >>> x, eps, abar = torch.rand(2, 3, 4, 4), torch.randn(2, 3, 4, 4), torch.tensor(0.3)
+    >>> torch.allclose(predict_x0(add_noise(x, eps, abar), eps, abar), x, atol=1e-5)
+    True
+    """
+    return (x_t - (1 - abar).sqrt() * eps_hat) / abar.sqrt()
+
+
 def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
              text_embeddings: Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]],
              alphas_cumprod: torch.Tensor, t: Union[None, int, torch.Tensor] = None, *,
@@ -288,7 +300,7 @@ def sds_loss(noise_pred_fn: NoisePredFn, latents: torch.Tensor,
         w = (1 - abar) if weighting == "sds" else torch.ones_like(abar)
         grad = torch.nan_to_num(w * (eps_hat - eps), nan=0.0, posinf=0.0, neginf=0.0)
         grad = _clip(grad, grad_clip, clip_mode)
-        x0_hat = (x_t - (1 - abar).sqrt() * eps_hat) / abar.sqrt()
+        x0_hat = predict_x0(x_t, eps_hat, abar)
     target = (x - grad).detach()
     loss = 0.5 * ((x - target) ** 2).sum() / B
     info = {"t": t, "w": w.view(B), "grad": grad, "grad_norm": grad.norm(), "x0_hat": x0_hat}

@@ -167,7 +167,8 @@ class ColoredPointNet(nn.Module):
         """(B, V, S, S, 3) -> (B, 2C): the shared encoder on every view, then max || mean over views."""
         _check_views(images, self.cfg.image_size, self.cfg.n_views)
         b, v = images.shape[:2]
-        feats = self.encoder(to_nchw(images.flatten(0, 1), name="images")).view(b, v, -1)  # (B, V, C)
+        x = to_nchw(images.flatten(0, 1), name="images").contiguous()  # (B V, 3, S, S), torch's default layout
+        feats = self.encoder(x).view(b, v, -1)  # (B, V, C)
         return self.pool(feats)
 
     def forward(self, images: torch.Tensor):
@@ -231,7 +232,8 @@ class MultiViewEncoder(nn.Module):
         b, v = images.shape[:2]
         if not 1 <= v <= self.cfg.max_views:
             raise ValueError(f"`images` must hold 1..{self.cfg.max_views} views, got {v}")
-        feats = self.image(to_nchw(images.flatten(0, 1), name="images")).view(b, v, -1)  # (B, V, feat_dim)
+        x = to_nchw(images.flatten(0, 1), name="images").contiguous()  # (B V, 3, S, S), torch's default layout
+        feats = self.image(x).view(b, v, -1)  # (B, V, feat_dim)
         if self.cfg.use_pose:
             if c2w is None or tuple(c2w.shape) != (b, v, 4, 4):
                 got = None if c2w is None else tuple(c2w.shape)

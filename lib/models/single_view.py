@@ -79,7 +79,8 @@ class ResNet18Encoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images, self.image_size)
-        return self.net((to_nchw(images, name="ResNet18Encoder: images") - self.mean) / self.std)
+        x = to_nchw(images, name="ResNet18Encoder: images").contiguous()  # torch's default NCHW memory layout
+        return self.net((x - self.mean) / self.std)
 
 
 class VoxelDecoder(nn.Module):
