@@ -9,7 +9,8 @@ the ones the estimate was made with.
 
 A notebook prints its plan once (:func:`print_plan`) and one line before each long cell
 (:func:`announce`: every part of ``ANNOUNCE_MINUTES`` or more). At CPU and tiny sizes both say
-nothing: the progress bars time those runs.
+nothing: the progress bars time those runs. :func:`require_gpu` stops a T4-sized run on a CPU
+runtime before it starts (the ``ALLOW_CPU`` parameter runs it anyway).
 
 Example:
     >>> from lib.report import run_mode
@@ -105,6 +106,32 @@ def budget_line(notebook: str, section: str, mode) -> str:
     what = ", ".join(f"{p['count']} x {p['unit']}" for p in parts)
     labels = " + ".join(dict.fromkeys(p["label"] for p in parts))
     return f"next: {labels}: {what}, about {_minutes(minutes)} on a T4 (estimate)"
+
+
+class NeedsGPU(RuntimeError):
+    """:func:`require_gpu`'s stop. A notebook shows only its message (IPython calls
+    ``_render_traceback_`` instead of printing a traceback)."""
+
+    def _render_traceback_(self):
+        return [str(self)]
+
+
+def require_gpu(notebook: str, mode, device, allow_cpu: bool = False) -> None:
+    """Stop a T4-sized run on a CPU before hours of work, with one line that says what to do.
+
+    At ``SIZES`` "t4" or "long" on a CPU ``device`` raises :class:`NeedsGPU` (naming the runtime to
+    pick, the ``ALLOW_CPU`` parameter that runs it anyway, and ``SIZES = "cpu"``), unless ``allow_cpu``.
+    At other sizes, or on a GPU, does nothing. A notebook never waits for input.
+    """
+    import torch
+
+    if mode.sizes not in ESTIMATED_SIZES or torch.device(device).type != "cpu" or allow_cpu:
+        return
+    minutes = _entry(notebook, mode.sizes)["minutes"]
+    raise NeedsGPU(f"Stopped before the work: SIZES={mode.sizes!r} is sized for a T4 GPU (about {_minutes(minutes)} "
+                   "there, many hours on a CPU) and this runtime has no GPU. On Colab: Runtime > Change runtime type > "
+                   "T4 GPU, then run all again. To run it on this CPU anyway, set ALLOW_CPU = True in the parameters "
+                   "cell; for a CPU-sized run, SIZES = \"cpu\".")
 
 
 def announce(notebook: str, section: str, mode) -> None:

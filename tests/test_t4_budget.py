@@ -67,6 +67,10 @@ def test_notebook_prints_the_plan_and_announces_every_part(nb_path, data):
     plans = _calls(nb_path, "print_plan")
     assert len(plans) == 1 and plans[0][:2] == [nb, "MODE"], (
         f"{nb_path.name}: call budget.print_plan({nb!r}, MODE, globals()) once, after the sizes; found {plans}")
+    guards = _calls(nb_path, "require_gpu")
+    assert len(guards) == 1 and guards[0][:2] == [nb, "MODE"], (
+        f"{nb_path.name}: call budget.require_gpu({nb!r}, MODE, device, ALLOW_CPU) once, after print_plan; "
+        f"found {guards}")
     announced = [c[1] for c in _calls(nb_path, "announce")]
     assert all(c[0] == nb for c in _calls(nb_path, "announce")), f"{nb_path.name}: announce another notebook's part"
     for sizes in budget.ESTIMATED_SIZES:
@@ -115,3 +119,33 @@ def test_refuses_a_file_of_another_format(tmp_path):
     bad.write_text(json.dumps({"format": "something/1", "notebooks": {}}))
     with pytest.raises(ValueError, match="budget.json"):
         budget.load_budget(bad)
+
+
+def test_a_t4_sized_run_on_a_cpu_stops_with_one_line_naming_allow_cpu():
+    for smoke, sizes, device, allow in ((True, None, "cpu", False), (False, "cpu", "cpu", False),
+                                        (False, "t4", "cuda", False), (False, "t4", "cpu", True)):
+        budget.require_gpu("04", run_mode(smoke, sizes=sizes), device, allow)  # nothing to stop
+    for sizes in budget.ESTIMATED_SIZES:
+        with pytest.raises(budget.NeedsGPU) as err:
+            budget.require_gpu("04", run_mode(False, sizes=sizes), "cpu")
+        lines = err.value._render_traceback_()
+        assert len(lines) == 1 and "ALLOW_CPU = True" in lines[0] and "T4 GPU" in lines[0], lines
+        assert f"SIZES={sizes!r}" in lines[0] and "\n" not in lines[0]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_before_you_run_on_colab_states_the_current_estimates(nb_path, data):
+    """The second cell tells a student what a full run needs; its minutes follow lib/t4_budget.json (re-estimating
+    the budget without updating the cell fails here)."""
+    import re
+
+    cell = json.loads(nb_path.read_text())["cells"][1]
+    text = "".join(cell["source"])
+    assert cell["cell_type"] == "markdown" and text.startswith("### Before you run this on Colab"), \
+        f"{nb_path.name}: the cell after the title must be '### Before you run this on Colab'"
+    for needed in ("T4 GPU", "ALLOW_CPU = True", "**Time**", "**GPU memory**", "**Downloads**"):
+        assert needed in text, f"{nb_path.name}: 'Before you run this on Colab' must say {needed!r}"
+    minutes = [int(m) for m in re.findall(r"about (\d+) min", text)[:2]]
+    nb = nb_path.name[:2]
+    want = [round(data["notebooks"][nb][s]["minutes"]) for s in ("t4", "long")]
+    assert minutes == want, f"{nb_path.name}: 'Before you run this on Colab' says {minutes} min, the estimate is {want}"

@@ -118,7 +118,7 @@ def load_depth_estimator(model: Union[str, Sequence[str]] = DEFAULT_MODELS, devi
 
 @torch.no_grad()
 def estimate_inverse_depth(images: torch.Tensor, model=DEFAULT_MODELS, device="cpu", batch_size: int = 8,
-                   mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                           mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Monocular relative inverse depth of images, normalised by :func:`relative_inverse_depth`.
 
     Args:
