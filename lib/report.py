@@ -151,8 +151,9 @@ class Recorder:
             self.record("run_data", mode.data)
             self.record("run_sizes", mode.sizes)
 
-    def record(self, name: str, value):
-        """Store ``value`` (a real number, bool or short string) under ``name``; returns it."""
+    def record(self, name: str, value) -> None:
+        """Store ``value`` (a real number, bool or short string) under ``name``. Returns None, so that a
+        notebook cell ending in a ``record`` shows no bare number under it."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"metric name must be a non-empty string, got {name!r}")
         if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
@@ -167,7 +168,6 @@ class Recorder:
             raise ValueError(f"metric {name!r} must be a number, bool or string, got {type(value).__name__}")
         self.metrics[name] = value
         write_json_atomic(self.out_dir / METRICS_FILE, self.metrics)
-        return value
 
     def path(self, filename: str) -> Path:
         """Where to write a media file (GIF, MP4, PNG) so that the report links it."""

@@ -143,7 +143,8 @@ def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptit
     """Show images side by side; returns the matplotlib Figure.
 
     Args:
-        images: sequence or (N, H, W, 3) batch; 2-D entries are shown with a colour map (depth).
+        images: sequence or (N, H, W, 3) batch; 2-D entries (depth, distance, masks) are shown with a
+            colour map and its colour bar, so that their values can be read.
         titles: optional N strings. ncols: columns (default: all in one row, at most 6).
     """
     import matplotlib.pyplot as plt
@@ -158,7 +159,9 @@ def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptit
         if i >= n:
             continue
         img = images[i].detach().cpu().numpy() if torch.is_tensor(images[i]) else np.asarray(images[i])
-        ax.imshow(img, cmap="viridis" if img.ndim == 2 else None)
+        shown = ax.imshow(img, cmap="viridis" if img.ndim == 2 else None)
+        if img.ndim == 2:
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     if suptitle:

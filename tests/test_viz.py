@@ -57,3 +57,13 @@ def test_errors_name_the_problem(tmp_path):
         turntable([_camera_colour, lambda c2w: torch.zeros(5, 8, 3)], n_frames=2)
     with pytest.raises(ValueError, match=r"\.gif or \.mp4"):
         save_video(torch.zeros(2, 4, 4, 3), tmp_path / "clip.avi")
+
+
+def test_image_grid_gives_every_map_a_colour_bar():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lib.viz import image_grid
+
+    fig = image_grid([torch.rand(8, 8, 3), torch.rand(8, 8), torch.rand(8, 8, 3)], ["rgb", "depth", "rgb"])
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and len(fig.axes) == 4

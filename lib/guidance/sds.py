@@ -75,9 +75,9 @@ class TimestepSchedule:
       ratio per unit of progress; equals ``t_max_final`` from ``p = 1`` on).
 
     With ``t_min_start`` set, the lower end moves too, by the same rule, from ``t_min_start`` down
-    to ``t_min`` (NeuralLift-360: ``t_min`` falls from 0.95 to 0.05 over the first third of
-    training while ``t_max`` stays at 0.95, i.e. ``t_max_final = t_max``): early steps use only
-    heavy noise (coarse shape), later ones every level (detail).
+    to ``t_min`` while ``t_max`` stays (``t_max_final = t_max``): early steps use only heavy noise
+    (coarse shape), later ones every level (detail). Notebook 09 lowers ``t_min`` from 0.95 to
+    0.05 over the first third; NeuralLift-360's code from 0.95 to 0.65 over the whole run.
 
     Attributes:
         num_train_timesteps: N of the model's scheduler (1000 for Stable Diffusion).

@@ -10,9 +10,10 @@ reference image seen from a known camera, and every other view is left to priors
   pixels as the monocular estimate does (:func:`lib.losses.depth_ranking_loss`; the estimate is
   relative inverse depth, so only its order is used);
 - **SDS** on ``views_per_step`` random novel views with view-dependent prompts
-  (:func:`lib.methods.dreamfusion.render_random_views`, :func:`lib.guidance.sds.sds_loss`), with the timestep
-  schedule of the paper: ``t_max`` 0.95 and ``t_min`` falling from ``t_min_start`` 0.95 to 0.05
-  over the first ``anneal_fraction`` (a third) of training (``lib.guidance.sds.TimestepSchedule``);
+  (:func:`lib.methods.dreamfusion.render_random_views`, :func:`lib.guidance.sds.sds_loss`), with a timestep
+  schedule inspired by NeuralLift-360's: ``t_max`` 0.95 and ``t_min`` falling from ``t_min_start`` 0.95 to
+  0.05 over the first ``anneal_fraction`` (a third) of training (``lib.guidance.sds.TimestepSchedule``; the
+  official code lowers it three times slower, to 0.65 at the end: ``t_min=0.65, anneal_fraction=1.0``);
 - **CLIP loss**: ``1 - cos`` between an image encoder's embedding of each novel view in the
   reference's front half (azimuth within 90° of the reference camera's) and that of the
   reference image (:func:`lib.losses.feature_cosine_loss`). On Colab the encoder is CLIP; offline

@@ -130,12 +130,11 @@ def measure_lift_runs(run: Callable[[dict], dict], grid: dict, device="cpu") -> 
 
     ``run`` trains one configuration and returns {"loss": final loss, ...}. Each row gets the
     settings, "seconds" (wall clock) and "peak_mb": on CUDA the peak memory the run allocated
-    (``torch.cuda.max_memory_allocated``, reset before each run); on the CPU the process's peak
-    resident memory so far (``resource.getrusage``: it never goes down, so only increases between
-    rows are attributable to a run). Returns the rows, in grid order.
+    (``torch.cuda.max_memory_allocated``, reset before each run); on the CPU None: the process's peak
+    resident memory never goes down, so it cannot tell one run from another. Returns the rows, in
+    grid order.
     """
     import itertools
-    import resource
 
     names = list(grid)
     rows = []
@@ -146,9 +145,6 @@ def measure_lift_runs(run: Callable[[dict], dict], grid: dict, device="cpu") -> 
             torch.cuda.reset_peak_memory_stats(device)
         with Stopwatch(device) as watch:
             result = run(settings)
-        if cuda:
-            peak = torch.cuda.max_memory_allocated(device) / 2**20
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
         rows.append({**settings, "seconds": watch.seconds, "peak_mb": peak, **result})
     return rows
