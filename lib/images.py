@@ -64,6 +64,32 @@ def box_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(images.permute(0, 3, 1, 2), int(factor)).permute(0, 2, 3, 1)
 
 
+def background_colour(background, like: torch.Tensor) -> Optional[torch.Tensor]:
+    """The colour behind a render as a tensor on ``like``'s device and dtype: None stays None (nothing
+    behind: black), a float is a grey level, (3,); a (3,) or (..., 3) colour is kept as it is."""
+    if background is None:
+        return None
+    bg = torch.as_tensor(background, dtype=like.dtype, device=like.device)
+    return bg.expand(3).contiguous() if bg.ndim == 0 else bg
+
+
+def read_png(path, mode: str = "colour") -> np.ndarray:
+    """An image file's pixels as a numpy array (PIL). ``mode``: ``"colour"``: (H, W, 3) RGB or (H, W, 4)
+    RGBA uint8, palette and grey images converted (alpha kept when the file has one); ``"rgba"``: always
+    (H, W, 4); ``"raw"``: the stored array as it is (e.g. a 16-bit single-channel depth PNG)."""
+    from PIL import Image
+
+    if mode not in ("colour", "rgba", "raw"):
+        raise ValueError(f"read_png: mode must be 'colour', 'rgba' or 'raw', got {mode!r}")
+    with Image.open(path) as im:
+        if mode == "rgba":
+            im = im.convert("RGBA")
+        elif mode == "colour" and im.mode not in ("RGB", "RGBA"):
+            alpha = im.mode in ("LA", "PA", "RGBa", "La") or "transparency" in im.info
+            im = im.convert("RGBA" if alpha else "RGB")
+        return np.asarray(im)
+
+
 def to_uint8(images) -> np.ndarray:
     """(..., H, W, C) float in [0, 1] (tensor or array) or uint8 -> a uint8 numpy array (values clipped,
     rounded to the nearest level): what image files and video frames hold."""

@@ -105,7 +105,7 @@ def read_binvox(path) -> Tuple[torch.Tensor, torch.Tensor, float]:
     if not path.is_file():
         raise FileNotFoundError(f"binvox file {str(path)!r} does not exist (resolved to {path.absolute()})")
     raw = path.read_bytes()
-    dims, translate, scale, offset = _parse_header(raw, path)
+    dims, translate, scale, offset = _parse_binvox_header(raw, path)
     D = dims[0]
     body = np.frombuffer(raw, dtype=np.uint8, offset=offset)
     expected = D ** 3
@@ -128,7 +128,7 @@ def read_binvox(path) -> Tuple[torch.Tensor, torch.Tensor, float]:
             float(scale))
 
 
-def _parse_header(raw: bytes, path: Path):
+def _parse_binvox_header(raw: bytes, path: Path):
     """-> dims (3 ints), translate (3 floats), scale, byte offset of the data."""
     pos, line_no = 0, 0
     dims, translate, scale = None, [0.0, 0.0, 0.0], 1.0

@@ -113,7 +113,7 @@ def write_gaussian_ply(path, means, sh_dc, sh_rest, opacity_logits, log_scales, 
 
 
 # ----------------------------------------------------------------------------- reading
-def _parse_header(path: Path, raw: bytes):
+def _parse_ply_header(path: Path, raw: bytes):
     """(format, elements [(name, count, [(prop, numpy type)])], offset of the body)."""
     end = re.search(rb"end_header[ \t]*\r?\n", raw[:_MAX_HEADER])
     if not raw.startswith(b"ply") or end is None:
@@ -143,7 +143,7 @@ def _parse_header(path: Path, raw: bytes):
 def _read_vertex(path: Path):
     """The ``vertex`` element as a numpy structured array (fields = property names)."""
     raw = path.read_bytes()
-    fmt, elements, offset = _parse_header(path, raw)
+    fmt, elements, offset = _parse_ply_header(path, raw)
     names = [e[0] for e in elements]
     if "vertex" not in names:
         raise ValueError(f"{path}: no 'element vertex' in the header (elements: {names})")

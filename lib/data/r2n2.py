@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from lib import cameras
-from lib.images import from_uint8, resize_images, to_uint8
+from lib.images import from_uint8, read_png, resize_images, to_uint8
 from lib.mesh import TriMesh
 
 SYNSETS = {"airplane": "02691156", "bench": "02828884", "cabinet": "02933112", "car": "02958343",
@@ -208,13 +208,6 @@ def canonical_voxels(path, mesh: TriMesh, frame: str = "mesh_bbox") -> torch.Ten
     return out
 
 
-def _read_png(path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGBA"))
-
-
 class R2N2Dataset(torch.utils.data.Dataset):
     """Views, voxels, surface points and cameras of the models of one split of an R2N2-layout dataset.
 
@@ -335,7 +328,7 @@ class R2N2Dataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         views = list(self.views) if self.views is not None else rec.views
-        rgba = torch.from_numpy(np.stack([_read_png(rec.render_dir / f"{v:02d}.png") for v in views]))
+        rgba = torch.from_numpy(np.stack([read_png(rec.render_dir / f"{v:02d}.png", "rgba") for v in views]))
         rgba = from_uint8(rgba)  # (V, H, W, 4)
         images = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])  # composite on white
         size = self.image_size or images.shape[2]

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import check_pose, image_hw, intrinsics_from_fov, orbit_poses, pixel_intrinsics, random_orbit_angles
-from lib.images import check_image, check_images, from_uint8, resize_images, to_uint8
+from lib.images import check_image, check_images, from_uint8, read_png, resize_images, to_uint8
 from lib.data.shapes import CATEGORIES, make_shape
 from lib.mesh import TriMesh, normalize_mesh
 from lib.render.zbuffer import render_views
@@ -104,17 +104,6 @@ def read_pose(path) -> torch.Tensor:
         raise ValueError(f"{path}: {err}") from None
 
 
-def _read_png(path: Path, colour: bool = True) -> np.ndarray:
-    """(H, W, 3 or 4) uint8 for a colour image (palette and grey images converted), else the raw array."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if colour and im.mode not in ("RGB", "RGBA"):
-            alpha = im.mode in ("LA", "PA", "RGBa", "La") or "transparency" in im.info
-            im = im.convert("RGBA" if alpha else "RGB")
-        return np.asarray(im)
-
-
 def _resize_depth(depth: torch.Tensor, size) -> torch.Tensor:
     """(V, H, W) -> (V, h, w) by nearest neighbour (never mixes an object's depth with the background's 0)."""
     return F.interpolate(depth[:, None], size=size, mode="nearest-exact")[:, 0]
@@ -153,7 +142,7 @@ def load_srn_object(folder, image_size=None) -> dict:
             raise ValueError(f"{f} has no pose: expected {pose_file}")
         if has_depth and not depth_file.is_file():
             raise ValueError(f"{f} has no depth map: expected {depth_file} (the object has a depth/ folder)")
-        img = check_image(_read_png(f), f, size and (files[0].name, size))
+        img = check_image(read_png(f), f, size and (files[0].name, size))
         size = img.shape[:2]
         x = from_uint8(img)
         if x.shape[-1] == 4:  # straight alpha over white
@@ -161,7 +150,7 @@ def load_srn_object(folder, image_size=None) -> dict:
         images.append(x)
         poses.append(read_pose(pose_file))
         if has_depth:
-            d = _read_png(depth_file, colour=False)
+            d = read_png(depth_file, "raw")
             if d.shape != size:
                 raise ValueError(f"{depth_file}: expected a {size[1]}x{size[0]} single-channel 16-bit PNG, "
                                  f"got array shape {d.shape}")

@@ -310,7 +310,7 @@ class Densifier:
 
 
 # --------------------------------------------------------------------------- step and evaluation
-def _check_views(images, viewmats, Ks) -> None:
+def _check_posed_views(images, viewmats, Ks) -> None:
     check_images(images, "images", batch="V")
     v = images.shape[0]
     if tuple(viewmats.shape) != (v, 4, 4) or tuple(Ks.shape) != (v, 3, 3):
@@ -341,7 +341,7 @@ def make_gaussian_step(model, optimizer, densifier: Optional[Densifier], images:
         ``step(i) -> {"loss", "l1", "ssim", "psnr" (of the clamped render), "n_gaussians" (after
         the step), "dt" (seconds, CUDA synchronised)}``.
     """
-    _check_views(images, viewmats, Ks)
+    _check_posed_views(images, viewmats, Ks)
     n_views, height, width = images.shape[:3]
     w = config.ssim_weight
 
@@ -386,7 +386,7 @@ def evaluate_gaussians(model, images: torch.Tensor, viewmats: torch.Tensor, Ks: 
         ``ssim_per_view`` (V,), ``renders``: V dicts of CPU tensors rgb (H, W, 3) clamped,
         depth (H, W), opacity (H, W) (as ``lib.methods.nerf.evaluate_views``).
     """
-    _check_views(images, viewmats, Ks)
+    _check_posed_views(images, viewmats, Ks)
     height, width = images.shape[1:3]
     renders = []
     for start in range(0, len(images), chunk):

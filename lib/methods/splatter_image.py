@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.cameras import world_to_camera
+from lib.images import background_colour
 from lib.metrics import mse_to_psnr, psnr, view_scores
 from lib.pretrained.depth import depth_channel
 from lib.render.gaussians import render_gaussians, rgb_to_sh0
@@ -55,13 +56,6 @@ def flat_card(images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, depth: f
 
 
 # ------------------------------------------------------------------------------- rendering
-def _background(background, device) -> Optional[torch.Tensor]:
-    if background is None:
-        return None
-    bg = torch.as_tensor(background, dtype=torch.float32, device=device)
-    return bg.expand(3).clone() if bg.ndim == 0 else bg
-
-
 def render_predictions(gaussians: dict, c2w: torch.Tensor, K: torch.Tensor, image_size, background=1.0,
                        backend: str = "auto", renderer: Optional[Callable] = None):
     """Render B objects' Gaussians into V cameras each, in one ``render_gaussians`` call.
@@ -85,7 +79,7 @@ def render_predictions(gaussians: dict, c2w: torch.Tensor, K: torch.Tensor, imag
         raise ValueError(f"render_predictions: `sh` must be (B, N, 1 or 4, 3), got {tuple(gaussians['sh'].shape)}")
     return renderer(gaussians["means"], gaussians["quats"], gaussians["scales"], gaussians["opacities"],
                     gaussians["sh"], world_to_camera(c2w), K, w, h, sh_degree=degree,
-                    background=_background(background, c2w.device), backend=backend)
+                    background=background_colour(background, c2w), backend=backend)
 
 
 # ------------------------------------------------------------------------------- training

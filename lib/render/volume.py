@@ -32,6 +32,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
+from lib.images import background_colour
 from lib.rays import Bound, ray_bound, check_rays, get_rays, ray_points, sample_stratified
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
@@ -101,11 +102,9 @@ def accumulate(weights: torch.Tensor, values: Optional[torch.Tensor] = None) -> 
 
 
 def _background(background, n: int, like: torch.Tensor) -> Optional[torch.Tensor]:
-    if background is None:
+    bg = background_colour(background, like)
+    if bg is None:
         return None
-    bg = torch.as_tensor(background, dtype=like.dtype, device=like.device)
-    if bg.ndim == 0:
-        bg = bg.expand(3)
     if bg.shape not in ((3,), (n, 3)):
         raise ValueError(f"`background` must be a float, (3,) or (R, 3) with R={n}, got {tuple(bg.shape)}")
     return bg.expand(n, 3)
