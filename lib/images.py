@@ -105,7 +105,10 @@ def to_uint8(images) -> np.ndarray:
 
 def from_uint8(pixels) -> torch.Tensor:
     """uint8 pixels (array or tensor, any shape) -> float32 tensor in [0, 1] (``pixels / 255``)."""
-    x = pixels if torch.is_tensor(pixels) else torch.from_numpy(np.ascontiguousarray(pixels))
+    if not torch.is_tensor(pixels):
+        pixels = np.ascontiguousarray(pixels)
+        pixels = pixels if pixels.flags.writeable else pixels.copy()  # PIL's arrays are read-only
+    x = pixels if torch.is_tensor(pixels) else torch.from_numpy(pixels)
     if x.dtype != torch.uint8:
         raise ValueError(f"from_uint8: expected uint8 pixels, got {x.dtype}")
     return x.float() / 255.0
