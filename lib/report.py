@@ -37,7 +37,6 @@ Example:
     ('smoke', True)
     >>> rec = Recorder(run_dir, mode)
     >>> rec.record("psnr", 27.31)
-    27.31
     >>> sorted(rec.metrics)
     ['psnr', 'run_data', 'run_sizes']
     >>> rec.path("turntable.gif") == run_dir / "turntable.gif"
