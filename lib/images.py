@@ -105,13 +105,21 @@ def to_uint8(images) -> np.ndarray:
 
 def from_uint8(pixels) -> torch.Tensor:
     """uint8 pixels (array or tensor, any shape) -> float32 tensor in [0, 1] (``pixels / 255``)."""
-    if not torch.is_tensor(pixels):
-        pixels = np.ascontiguousarray(pixels)
-        pixels = pixels if pixels.flags.writeable else pixels.copy()  # PIL's arrays are read-only
-    x = pixels if torch.is_tensor(pixels) else torch.from_numpy(pixels)
+    x = pixels
+    if not torch.is_tensor(x):
+        x = np.ascontiguousarray(x)
+        x = torch.from_numpy(x if x.flags.writeable else x.copy())  # PIL's arrays are read-only
     if x.dtype != torch.uint8:
         raise ValueError(f"from_uint8: expected uint8 pixels, got {x.dtype}")
     return x.float() / 255.0
+
+
+def channels_first_hint(x, ndim: int) -> str:
+    """The words an image check adds when ``x`` (expected with ``ndim`` axes, channels last) looks
+    channels first instead: 3 on the axis before H and W; "" otherwise."""
+    if torch.is_tensor(x) and x.ndim == ndim and x.shape[-3] == 3:
+        return " (channels first? lib's images are channels last)"
+    return ""
 
 
 def check_images(images, name: str = "images", batch: str = "N") -> None:
@@ -119,9 +127,8 @@ def check_images(images, name: str = "images", batch: str = "N") -> None:
     image convention, checked where images enter a function (``batch`` names the first axis)."""
     if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3 or not images.is_floating_point():
         got = f"{shape_of(images)} {images.dtype}" if torch.is_tensor(images) else shape_of(images)
-        hint = " (channels first? lib's images are channels last)" if torch.is_tensor(images) and images.ndim == 4 \
-            and images.shape[1] == 3 else ""
-        raise ValueError(f"{name} must be ({batch}, H, W, 3) float images in [0, 1] (channels last), got {got}{hint}")
+        raise ValueError(f"{name} must be ({batch}, H, W, 3) float images in [0, 1] (channels last), got {got}"
+                         f"{channels_first_hint(images, 4)}")
     if images.numel():
         lo, hi = images.min().item(), images.max().item()
         if lo < -1e-4 or hi > 1 + 1e-4:

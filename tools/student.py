@@ -28,12 +28,14 @@ import json
 import sys
 from pathlib import Path
 
+from lib.colab.runner import DEFAULT_REF, GITHUB_REPO
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = REPO_ROOT / "notebooks"
 STUDENT_DIR = SOURCE_DIR / "student"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
-COLAB_PREFIX = "https://colab.research.google.com/github/learning3d-course/learning-3d-vision/blob/main/notebooks/"
+COLAB_PREFIX = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{DEFAULT_REF}/notebooks/"
 STUDENT_NOTE = ("**Student version.** The exercises' solutions are removed: write each one where it says "
                 "`# YOUR CODE HERE`, then run the check cell below it, which says in one line whether your "
                 "code is right. The cells after an exercise use `lib`'s version, so you can run the whole "

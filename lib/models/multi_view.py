@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.checks import shape_of
-from lib.images import to_nchw
+from lib.images import channels_first_hint, to_nchw
 from lib.data.r2n2 import VOXEL_RES
 from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
@@ -52,9 +52,7 @@ def _check_views(images: torch.Tensor, image_size: int, n_views: Optional[int] =
     """Raise ``ValueError`` unless ``images`` is (B, V, image_size, image_size, 3) (V = n_views if given)."""
     if not torch.is_tensor(images) or images.ndim != 5 or images.shape[-1] != 3:
         got = shape_of(images)
-        hint = " (channels first? lib's images are channels last)" if torch.is_tensor(images) and images.ndim == 5 \
-            and images.shape[2] == 3 else ""
-        raise ValueError(f"`{name}` must be (B, V, H, W, 3), got {got}{hint}")
+        raise ValueError(f"`{name}` must be (B, V, H, W, 3), got {got}{channels_first_hint(images, 5)}")
     if n_views is not None and images.shape[1] != n_views:
         raise ValueError(f"`{name}` must hold exactly {n_views} views (B, {n_views}, H, W, 3), "
                          f"got {images.shape[1]} views: shape {tuple(images.shape)}")

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from lib.checks import shape_of
-from lib.images import to_nchw
+from lib.images import channels_first_hint, to_nchw
 from lib.models.seeding import seeded
 from lib.voxels import occupancy_logits
 
@@ -41,9 +41,7 @@ def _check_images(images, image_size: int, name: str = "images") -> None:
     """Raise ``ValueError`` unless ``images`` is (B, image_size, image_size, 3) float."""
     got = shape_of(images)
     if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3:
-        hint = " (channels first? lib's images are channels last)" if torch.is_tensor(images) and images.ndim == 4 \
-            and images.shape[1] == 3 else ""
-        raise ValueError(f"`{name}` must be (B, H, W, 3) RGB in [0, 1], got {got}{hint}")
+        raise ValueError(f"`{name}` must be (B, H, W, 3) RGB in [0, 1], got {got}{channels_first_hint(images, 4)}")
     if tuple(images.shape[1:3]) != (image_size, image_size):
         raise ValueError(f"the encoder expects {image_size}x{image_size} images, i.e. `{name}` of shape "
                          f"(B, {image_size}, {image_size}, 3), got {got}; resize them (R2N2Dataset(image_size="
