@@ -64,6 +64,22 @@ def box_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(images.permute(0, 3, 1, 2), int(factor)).permute(0, 2, 3, 1)
 
 
+def busiest_window(values: torch.Tensor, size: int) -> Tuple[slice, slice]:
+    """The ``size`` x ``size`` window of a 2-D map (H, W) whose values sum highest, as (rows, cols)
+    slices: where to crop renders to show a difference that is too small to see in the whole image.
+
+    >>> m = torch.zeros(6, 6); m[4, 1] = 1.0
+    >>> busiest_window(m, 2)
+    (slice(3, 5, None), slice(0, 2, None))
+    """
+    if values.ndim != 2 or not 1 <= int(size) <= min(values.shape):
+        raise ValueError(f"busiest_window: need a 2-D map (H, W) and 1 <= size <= min(H, W), "
+                         f"got {shape_of(values)} and size {size}")
+    sums = F.avg_pool2d(values[None, None].float(), int(size), stride=1)[0, 0]
+    top, left = divmod(int(sums.argmax()), sums.shape[1])
+    return slice(top, top + int(size)), slice(left, left + int(size))
+
+
 def background_colour(background, like: torch.Tensor) -> Optional[torch.Tensor]:
     """The colour behind a render as a tensor on ``like``'s device and dtype: None stays None (nothing
     behind: black), a float is a grey level, (3,); a (3,) or (..., 3) colour is kept as it is."""

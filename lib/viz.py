@@ -139,13 +139,54 @@ def save_image(image, path) -> Path:
     return atomic_write(path, lambda p: iio.imwrite(p, arr, extension=".png"))
 
 
-def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptitle: str = None):
+def on_surface(values, coverage, min_coverage: float = 0.5) -> torch.Tensor:
+    """A depth or distance map ready to show: NaN where less than ``min_coverage`` of the pixel is
+    covered (:func:`image_grid` leaves those blank, so the background does not read as "nearest"
+    and the colour bar spans the object's values). ``coverage``: a bool mask, or the renderer's
+    opacity/alpha (then an expected distance ``sum w t`` is divided by it: the mean over what the
+    ray hit, not shrunk towards 0 by the empty part). Same shape as ``values`` (a trailing 1 dropped).
+
+    >>> on_surface(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([[1.0, 0.75, 0.0]])).tolist()
+    [[2.0, 2.0, nan]]
+    """
+    values = torch.as_tensor(values).detach().float().cpu()
+    coverage = torch.as_tensor(coverage).detach().cpu()
+    values = values[..., 0] if values.shape[-1:] == (1,) and values.ndim > 2 else values
+    coverage = coverage[..., 0] if coverage.shape[-1:] == (1,) and coverage.ndim > 2 else coverage
+    if values.shape != coverage.shape:
+        raise ValueError(f"on_surface: `values` {tuple(values.shape)} and `coverage` {tuple(coverage.shape)} "
+                         "must be the same map")
+    if coverage.dtype == torch.bool:
+        return torch.where(coverage, values, torch.tensor(float("nan")))
+    return torch.where(coverage >= min_coverage, values / coverage.float().clamp_min(1e-6), torch.tensor(float("nan")))
+
+
+def colour_map(values, lo: float = None, hi: float = None, cmap: str = "viridis") -> torch.Tensor:
+    """(..., H, W) values -> (..., H, W, 3) float RGB in [0, 1] through a matplotlib colour map, for
+    frames of a video (a still figure gets its colour bar from :func:`image_grid` instead). ``lo``,
+    ``hi``: the range mapped to the colour map's ends (default: the finite values' min and max); NaN
+    (off the surface, :func:`on_surface`) is white."""
+    import matplotlib
+
+    v = torch.as_tensor(values).detach().float().cpu()
+    finite = v[torch.isfinite(v)]
+    lo = float(finite.min()) if lo is None and finite.numel() else (0.0 if lo is None else lo)
+    hi = float(finite.max()) if hi is None and finite.numel() else (1.0 if hi is None else hi)
+    scaled = ((v - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
+    rgb = torch.from_numpy(matplotlib.colormaps[cmap](scaled.nan_to_num(0.0).numpy())[..., :3]).float()
+    return torch.where(torch.isnan(v)[..., None], torch.ones(3), rgb)
+
+
+def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptitle: str = None,
+               vmax: float = None):
     """Show images side by side; returns the matplotlib Figure.
 
     Args:
-        images: sequence or (N, H, W, 3) batch; 2-D entries (depth, distance, masks) are shown with a
-            colour map and its colour bar, so that their values can be read.
+        images: sequence or (N, H, W, 3) batch; 2-D entries (depth, distance, errors) are shown with a
+            colour map and its colour bar, so that their values can be read; 2-D bool masks in black
+            and white (white: True).
         titles: optional N strings. ncols: columns (default: all in one row, at most 6).
+        vmax: one colour scale [0, vmax] for every 2-D entry (maps to be compared); None: each its own.
     """
     import matplotlib.pyplot as plt
 
@@ -159,9 +200,13 @@ def image_grid(images, titles=None, ncols: int = None, size: float = 2.2, suptit
         if i >= n:
             continue
         img = images[i].detach().cpu().numpy() if torch.is_tensor(images[i]) else np.asarray(images[i])
-        shown = ax.imshow(img, cmap="viridis" if img.ndim == 2 else None)
-        if img.ndim == 2:
+        if img.ndim == 2 and img.dtype == bool:  # a mask: black and white, no colour bar to read
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        elif img.ndim == 2:
+            shown = ax.imshow(img, cmap="viridis", vmin=0.0 if vmax is not None else None, vmax=vmax)
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        else:
+            ax.imshow(img)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     if suptitle:
