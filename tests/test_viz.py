@@ -67,3 +67,41 @@ def test_image_grid_gives_every_map_a_colour_bar():
     fig = image_grid([torch.rand(8, 8, 3), torch.rand(8, 8), torch.rand(8, 8, 3)], ["rgb", "depth", "rgb"])
     bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(bars) == 1 and len(fig.axes) == 4
+
+
+def test_masks_get_no_colour_bar_and_vmax_puts_maps_on_one_scale():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lib.viz import image_grid
+
+    fig = image_grid([torch.rand(8, 8) > 0.5, torch.rand(8, 8), 3 * torch.rand(8, 8)], vmax=2.0)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 2
+    limits = [im.get_clim() for ax in fig.axes[:3] for im in ax.get_images()]
+    assert limits == [(0, 1), (0.0, 2.0), (0.0, 2.0)]
+
+
+def test_on_surface_blanks_the_background_and_divides_by_opacity():
+    from lib.viz import colour_map, on_surface
+
+    distance = torch.tensor([[2.0, 1.5], [0.2, 0.0]])
+    shown = on_surface(distance, torch.tensor([[1.0, 0.75], [0.4, 0.0]]))
+    assert shown[0].tolist() == [2.0, 2.0] and torch.isnan(shown[1]).all()  # 0.2 at opacity 0.4: not a surface
+    masked = on_surface(torch.ones(2, 3, 1), torch.tensor([[True, False, True]] * 2))
+    assert masked.shape == (2, 3) and torch.isnan(masked[:, 1]).all()
+    rgb = colour_map(shown)
+    assert rgb.shape == (2, 2, 3) and (rgb[1] == 1).all() and not (rgb[0] == 1).all()  # NaN: white
+    with pytest.raises(ValueError, match="same map"):
+        on_surface(torch.ones(4, 4), torch.ones(4, 5))
+
+
+def test_busiest_window_finds_the_largest_sum_and_refuses_a_bad_size():
+    from lib.images import busiest_window
+
+    m = torch.zeros(10, 12)
+    m[7:9, 2:4] = 1.0
+    m[0, 11] = 1.5  # a single high value loses to the 2 x 2 block of ones
+    rows, cols = busiest_window(m, 3)
+    assert m[rows, cols].sum() == 4.0 and m[rows, cols].shape == (3, 3)
+    with pytest.raises(ValueError, match="size"):
+        busiest_window(m, 11)
