@@ -140,11 +140,12 @@ def save_image(image, path) -> Path:
 
 
 def on_surface(values, coverage, min_coverage: float = 0.5) -> torch.Tensor:
-    """A depth or distance map ready to show: NaN where less than ``min_coverage`` of the pixel is
-    covered (:func:`image_grid` leaves those blank, so the background does not read as "nearest"
-    and the colour bar spans the object's values). ``coverage``: a bool mask, or the renderer's
-    opacity/alpha (then an expected distance ``sum w t`` is divided by it: the mean over what the
-    ray hit, not shrunk towards 0 by the empty part). Same shape as ``values`` (a trailing 1 dropped).
+    """A depth or distance map ready to show, or to lift to points: NaN unless more than
+    ``min_coverage`` of the pixel is covered (:func:`image_grid` leaves those blank, so the background
+    does not read as "nearest" and the colour bar spans the object's values). ``coverage``: a bool
+    mask, or the renderer's opacity/alpha (then an expected distance ``sum w t`` is divided by it: the
+    mean over what the ray hit, not shrunk towards 0 by the empty part). Same shape as ``values`` (a
+    trailing 1 dropped), on the CPU.
 
     >>> on_surface(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([[1.0, 0.75, 0.0]])).tolist()
     [[2.0, 2.0, nan]]
@@ -158,7 +159,7 @@ def on_surface(values, coverage, min_coverage: float = 0.5) -> torch.Tensor:
                          "must be the same map")
     if coverage.dtype == torch.bool:
         return torch.where(coverage, values, torch.tensor(float("nan")))
-    return torch.where(coverage >= min_coverage, values / coverage.float().clamp_min(1e-6), torch.tensor(float("nan")))
+    return torch.where(coverage > min_coverage, values / coverage.float().clamp_min(1e-6), torch.tensor(float("nan")))
 
 
 def colour_map(values, lo: float = None, hi: float = None, cmap: str = "viridis") -> torch.Tensor:

@@ -33,6 +33,7 @@ from lib.mesh import TriMesh
 from lib.metrics import masked_psnr
 from lib.primitives import mesh_from_sdf
 from lib.train import Stopwatch
+from lib.viz import on_surface
 from lib.render.zbuffer import render_views
 
 SURFACE_ALPHA = 0.2  # the extracted surface: where one ray step of the renderer absorbs 20 % of the light
@@ -97,10 +98,9 @@ def field_view_points(field, config: DreamFusionConfig, azimuths: Sequence[float
     az = torch.as_tensor(azimuths, dtype=torch.float32).reshape(-1)
     out = render_turntable(field, config, az, elevation) if render is None else render
     origins, dirs, _, _ = orbit_rays(orbit_poses(az, float(elevation), config.radius), config)
-    opacity = out["opacity"].cpu()
-    keep = opacity.reshape(-1) > opacity_threshold
-    t = out["distance"].cpu().reshape(-1)[keep] / opacity.reshape(-1)[keep]
-    return origins[keep] + t[:, None] * dirs[keep]
+    t = on_surface(out["distance"], out["opacity"], opacity_threshold).reshape(-1)  # NaN: ray not covered
+    keep = torch.isfinite(t)
+    return origins[keep] + t[keep, None] * dirs[keep]
 
 
 def truth_view_points(gt: dict, azimuths: Sequence[float], elevation: float, config: DreamFusionConfig) -> torch.Tensor:
